@@ -1,0 +1,14 @@
+"""keras_textdiff: text diffusion for Keras 3.
+
+Train with `fit()`, decode in parallel with `generate()`, and (AR2Diff) turn
+keras-hub autoregressive models into diffusion models.
+"""
+
+from keras_textdiff.attention import supported_backbone_names
+from keras_textdiff.diffusion_decoder import DiffusionDecoder
+from keras_textdiff.diffusion_decoder import sundae_loss
+from keras_textdiff.diffusion_preprocessor import DiffusionPreprocessor
+from keras_textdiff.noise import UniformNoise
+from keras_textdiff.samplers import DiffusionSampler
+
+__version__ = "0.1.0"

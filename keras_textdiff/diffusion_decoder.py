@@ -1,0 +1,372 @@
+"""`DiffusionDecoder`: a keras-hub `CausalLM` that trains and decodes by diffusion."""
+
+import keras
+from keras import ops
+from keras_hub.models import CausalLM
+
+from keras_textdiff import attention as attention_lib
+from keras_textdiff.noise import UniformNoise
+from keras_textdiff.samplers.diffusion_sampler import DiffusionSampler
+
+
+def masked_cross_entropy(labels, logits, mask):
+    """Cross-entropy averaged over the positions where `mask` is nonzero."""
+    losses = keras.losses.sparse_categorical_crossentropy(
+        labels, ops.cast(logits, "float32"), from_logits=True
+    )
+    mask = ops.cast(mask, "float32")
+    return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def sundae_loss(token_ids, logits, unrolled_logits, weights):
+    """SUNDAE's unrolled denoising loss L(1:2) = L(1) + L(2).
+
+    L(1) is the cross-entropy of the logits computed from the corrupted input
+    against the clean tokens; L(2) the same after one unrolled denoising step
+    (see `DiffusionDecoder.call`). Both cover the target region only
+    (`weights`), as in the paper (PAPER.md, "Loss").
+    """
+    loss_1 = masked_cross_entropy(token_ids, logits, weights)
+    loss_2 = masked_cross_entropy(token_ids, unrolled_logits, weights)
+    return loss_1 + loss_2
+
+
+@keras.saving.register_keras_serializable(package="keras_textdiff")
+class DiffusionDecoder(CausalLM):
+    """A text diffusion model over a keras-hub decoder-only backbone.
+
+    The backbone is a Transformer identical to its autoregressive version
+    except that attention is bidirectional, so every target position can
+    change in parallel. Training minimizes SUNDAE's unrolled loss L(1:2) on
+    uniformly corrupted targets; `generate()` starts from random tokens and
+    denoises every position at once for a few steps (`DiffusionSampler`).
+
+    The loss is built in: `compile()` needs no `loss`, and reports
+    `accuracy` on target tokens (of the first denoising pass).
+
+    Args:
+        backbone: a keras-hub decoder-only backbone (see
+            `keras_textdiff.attention.supported_backbone_names()`). Its
+            layers are shared, not copied.
+        preprocessor: a `keras_textdiff.DiffusionPreprocessor`, or `None`.
+        attention: `"bidirectional"` (the paper), `"prefix"` (prefix tokens
+            attend only to the prefix), or `"causal"`.
+        noise: the corruption process. Defaults to `UniformNoise()`.
+        sampler: the decoder used by `generate()`. Defaults to
+            `DiffusionSampler()` (10 steps, temperature 0.2, 8 samples).
+
+    Example:
+    ```python
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=tokenizer.vocabulary_size(), num_layers=2,
+        num_heads=2, hidden_dim=64, intermediate_dim=128,
+        max_sequence_length=64,
+    )
+    model = keras_textdiff.DiffusionDecoder(
+        backbone, keras_textdiff.DiffusionPreprocessor(tokenizer, 64)
+    )
+    model.fit({"prefix": prompts, "target": answers}, batch_size=64)
+    model.generate(["cat"], max_length=16)
+
+    # Save and load.
+    model.save_to_preset("./my_diffusion_model")
+    model = keras_textdiff.DiffusionDecoder.from_preset("./my_diffusion_model")
+    ```
+    """
+
+    def __init__(
+        self,
+        backbone,
+        preprocessor=None,
+        attention="bidirectional",
+        noise=None,
+        sampler=None,
+        **kwargs,
+    ):
+        # === Layers ===
+        attention_lib.make_switchable(backbone)
+        if attention not in attention_lib.ATTENTION_MODES:
+            raise ValueError(
+                f"`attention` must be one of {attention_lib.ATTENTION_MODES}. "
+                f"Received: {attention!r}"
+            )
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.noise = noise if noise is not None else UniformNoise()
+
+        # === Model ===
+        super().__init__(**kwargs)
+
+        # === Config ===
+        self.attention = attention
+        self.sampler = _get_sampler(sampler)
+
+    def logits(self, token_ids, padding_mask, target_mask=None):
+        """The backbone's vocabulary logits, with this model's attention."""
+        mask = attention_lib.attention_mask(
+            self.attention, padding_mask, target_mask
+        )
+        return attention_lib.backbone_logits(
+            self.backbone, token_ids, padding_mask, mask
+        )
+
+    def call(self, inputs, training=False):
+        """Logits for `inputs`; with a `"target_mask"`, the training logits.
+
+        Given `{"token_ids", "padding_mask"}` this returns logits
+        `[batch, length, vocab]`. Given a `"target_mask"` too (the training
+        batches of `DiffusionPreprocessor`), it corrupts the target region,
+        runs the model, takes one unrolled denoising step, runs it again, and
+        returns `{"logits", "unrolled_logits"}` for `sundae_loss`.
+        """
+        token_ids = inputs["token_ids"]
+        padding_mask = inputs["padding_mask"]
+        if "target_mask" not in inputs:
+            return self.logits(token_ids, padding_mask)
+        target_mask = ops.cast(inputs["target_mask"], "bool")
+        noisy = self.noise(
+            token_ids,
+            target_mask,
+            vocabulary_size=self.backbone.vocabulary_size,
+        )
+        return self.unrolled_logits(token_ids, padding_mask, target_mask, noisy)
+
+    def unrolled_logits(self, token_ids, padding_mask, target_mask, noisy):
+        """Logits on `noisy` and after one unrolled step (SUNDAE, Eq. 5).
+
+        The unrolled input is the argmax of the first logits (temperature 0,
+        as in the paper) on the target region, the prefix kept clean. No
+        gradient flows through that sample.
+        """
+        logits = self.logits(noisy, padding_mask, target_mask)
+        denoised = ops.argmax(ops.stop_gradient(logits), axis=-1)
+        denoised = ops.where(
+            target_mask, ops.cast(denoised, token_ids.dtype), token_ids
+        )
+        unrolled = self.logits(denoised, padding_mask, target_mask)
+        return {"logits": logits, "unrolled_logits": unrolled}
+
+    def compile(
+        self,
+        optimizer="auto",
+        loss="auto",
+        *,
+        weighted_metrics="auto",
+        sampler="auto",
+        **kwargs,
+    ):
+        """Configure training and decoding.
+
+        Args:
+            optimizer: `"auto"` (AdamW, learning rate 1e-3, the paper's
+                fine-tuning rate; clipped at global norm 1), or any Keras
+                optimizer.
+            loss: must be `"auto"`: the diffusion loss L(1:2) is built in.
+            weighted_metrics: `"auto"` reports target-token `accuracy`.
+            sampler: `"auto"` keeps the current sampler (a fresh
+                `DiffusionSampler()` at first), or a `DiffusionSampler`.
+            **kwargs: passed to `keras.Model.compile`.
+        """
+        if loss != "auto":
+            raise ValueError(
+                "`DiffusionDecoder` has its loss built in (SUNDAE's L(1:2)); "
+                f"call `compile()` without `loss`. Received: loss={loss!r}"
+            )
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(1e-3, global_clipnorm=1.0)
+        if weighted_metrics == "auto":
+            weighted_metrics = [
+                keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+            ]
+        keras.Model.compile(
+            self, optimizer=optimizer, weighted_metrics=weighted_metrics, **kwargs
+        )
+        if sampler != "auto" or getattr(self, "sampler", None) is None:
+            self.sampler = _get_sampler(None if sampler == "auto" else sampler)
+        self.generate_function = None
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        weights = ops.cast(x["target_mask"], "float32")
+        if sample_weight is not None:
+            sample_weight = ops.cast(sample_weight, "float32")
+            if len(sample_weight.shape) == 1:
+                sample_weight = sample_weight[:, None]
+            weights = weights * sample_weight
+        loss = sundae_loss(
+            y, y_pred["logits"], y_pred["unrolled_logits"], weights
+        )
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        del sample_weight
+        if self._compile_metrics is not None:
+            self._compile_metrics.update_state(
+                y, y_pred["logits"], ops.cast(x["target_mask"], "float32")
+            )
+        return self.get_metrics_result()
+
+    # --- generation ---
+
+    def generate_step(self, inputs, stop_token_ids=None):
+        """Decode one packed batch with the sampler; keep each best candidate."""
+        del stop_token_ids  # The output is cut at the end token afterwards.
+        token_ids = ops.cast(inputs["token_ids"], "int32")
+        padding_mask = inputs["padding_mask"]
+        target_mask = ops.cast(inputs["target_mask"], "bool")
+        batch_size, length = ops.shape(token_ids)
+        n = self.sampler.num_samples
+
+        def repeat(t):
+            return ops.repeat(t, n, axis=0)
+
+        def logits_fn(ids):
+            return self.logits(ids, repeat(padding_mask), repeat(target_mask))
+
+        tokens, scores = self.sampler(
+            logits_fn,
+            repeat(token_ids),
+            repeat(target_mask),
+            vocabulary_size=self.backbone.vocabulary_size,
+            num_steps=inputs.get("num_steps"),
+            model=self,
+        )
+        tokens = ops.reshape(tokens, (batch_size, n, length))
+        best = ops.argmin(ops.reshape(scores, (batch_size, n)), axis=-1)
+        tokens = ops.take_along_axis(tokens, best[:, None, None], axis=1)[:, 0]
+        return {
+            "token_ids": tokens,
+            "padding_mask": padding_mask,
+            "target_mask": target_mask,
+        }
+
+    def generate(
+        self,
+        inputs,
+        max_length=None,
+        stop_token_ids="auto",
+        strip_prompt=False,
+        num_steps=None,
+    ):
+        """Generate text for prompts by parallel denoising.
+
+        Args:
+            inputs: a prompt string, a list of them, `{"prefix": strings}`,
+                or already packed `{"token_ids", "padding_mask",
+                "target_mask"}` tensors (then token ids come back).
+            max_length: total length, prompt included. Defaults to the
+                preprocessor's `sequence_length`.
+            stop_token_ids: `"auto"` cuts each output at the end token;
+                `None` returns the whole target region.
+            strip_prompt: bool. Return only the generated text.
+            num_steps: int >= 1. Overrides the sampler's step count for this
+                call without recompiling.
+
+        Returns:
+            A string, or a list of strings (token dicts for packed inputs).
+        """
+        if num_steps is None:
+            num_steps = self.sampler.num_steps
+        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(
+                f"`num_steps` must be an int >= 1. Received: {num_steps!r}"
+            )
+        packed = isinstance(inputs, dict) and "token_ids" in inputs
+        if not packed and self.preprocessor is None:
+            raise ValueError(
+                "Generating from strings needs a `preprocessor`. Attach one, "
+                "or pass packed `{'token_ids', 'padding_mask', 'target_mask'}`."
+            )
+        single = isinstance(inputs, str)
+        if packed:
+            batch = dict(inputs)
+        else:
+            self._check_max_length(max_length)
+            batch = self.preprocessor.generate_preprocess(
+                inputs, sequence_length=max_length
+            )
+        batch["num_steps"] = ops.convert_to_tensor(num_steps, "int32")
+        outputs = self.make_generate_function()(batch)
+        if packed:
+            return {k: ops.convert_to_numpy(v) for k, v in outputs.items()}
+        texts = self.preprocessor.generate_postprocess(
+            outputs, strip_prompt=strip_prompt, stop_token_ids=stop_token_ids
+        )
+        return texts[0] if single else texts
+
+    def _check_max_length(self, max_length):
+        if max_length is None:
+            return
+        limit = getattr(self.backbone, "max_sequence_length", None)
+        if not isinstance(max_length, int) or max_length < 4:
+            raise ValueError(
+                f"`max_length` must be an int >= 4. Received: {max_length!r}"
+            )
+        if limit is not None and max_length > limit:
+            raise ValueError(
+                f"`max_length` = {max_length} is longer than the backbone's "
+                f"`max_sequence_length` = {limit}. Pass `max_length` <= {limit}."
+            )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "attention": self.attention,
+                "noise": keras.layers.serialize(self.noise),
+                "sampler": keras.saving.serialize_keras_object(self.sampler),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("noise"), dict):
+            config["noise"] = keras.layers.deserialize(config["noise"])
+        if isinstance(config.get("sampler"), dict):
+            config["sampler"] = keras.saving.deserialize_keras_object(
+                config["sampler"]
+            )
+        return super().from_config(config)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Load a `DiffusionDecoder` saved with `save_to_preset()`.
+
+        Args:
+            preset: a local preset directory, or a Kaggle (`kaggle://`) or
+                Hugging Face (`hf://`) handle of one.
+            load_weights: bool. Load the saved weights.
+
+        To turn an autoregressive preset into a diffusion model, use
+        `keras_textdiff.AR2DiffConverter`.
+        """
+        from keras_hub.src.utils.preset_utils import TASK_CONFIG_FILE
+        from keras_hub.src.utils.preset_utils import check_file_exists
+        from keras_hub.src.utils.preset_utils import get_preset_loader
+
+        loader = get_preset_loader(preset)
+        if not check_file_exists(preset, TASK_CONFIG_FILE):
+            raise ValueError(
+                f"{preset!r} holds no `DiffusionDecoder` (no task.json). For "
+                "an autoregressive keras-hub preset, convert it with "
+                "`keras_textdiff.AR2DiffConverter().convert(preset)`."
+            )
+        return loader.load_task(cls, load_weights, True, **kwargs)
+
+
+def _get_sampler(sampler):
+    if sampler is None:
+        return DiffusionSampler()
+    if isinstance(sampler, dict):
+        sampler = keras.saving.deserialize_keras_object(sampler)
+    if not isinstance(sampler, DiffusionSampler):
+        raise ValueError(
+            "`sampler` must be a `keras_textdiff.DiffusionSampler` (keras-hub's "
+            f"autoregressive samplers do not apply). Received: {sampler!r}"
+        )
+    return sampler

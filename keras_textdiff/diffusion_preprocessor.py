@@ -1,0 +1,284 @@
+"""Pack (prefix, target) text into the fixed-length layout a diffusion decoder reads."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras_hub.models import Preprocessor
+from keras_hub.src.utils.tensor_utils import preprocessing_function
+
+
+def _to_ragged(ids):
+    """Tokenizer output (a ragged tensor, or lists on keras-hub's Python path)."""
+    if isinstance(ids, tf.RaggedTensor):
+        return tf.cast(ids, "int32")
+    if isinstance(ids, tf.Tensor):
+        return tf.RaggedTensor.from_tensor(tf.cast(ids, "int32"))
+    return tf.ragged.constant(ids, dtype="int32", ragged_rank=1)
+
+
+def _as_batch(x):
+    """Strings (or a single string) as a rank-1 string tensor."""
+    x = tf.convert_to_tensor(x, dtype=tf.string)
+    return tf.reshape(x, [-1]), x.shape.rank == 0
+
+
+def _string_list(x):
+    if isinstance(x, str):
+        return [x]
+    if isinstance(x, (tf.Tensor, np.ndarray)):
+        x = tf.reshape(tf.convert_to_tensor(x, tf.string), [-1]).numpy()
+        return [s.decode("utf-8") for s in x]
+    return [s.decode("utf-8") if isinstance(s, bytes) else s for s in x]
+
+
+@keras.saving.register_keras_serializable(package="keras_textdiff")
+class DiffusionPreprocessor(Preprocessor):
+    """Tokenize and pack text for a `DiffusionDecoder`.
+
+    Every example becomes one sequence of exactly `sequence_length` tokens:
+
+    ```
+    [start] prefix ... [end] | target ... [end] [pad] [pad] ...
+    <----- frozen prefix ---> <----------- target region ----------->
+    ```
+
+    The prefix is never corrupted and never changes while decoding; the end
+    token after it marks where it stops. The *target region* is everything
+    after it: the target, an end token, then padding up to `sequence_length`.
+    Noise and loss cover that whole region, padding included: that is how the
+    model learns where its output stops (the paper has no length predictor).
+
+    Inputs to `__call__` (the `fit()` path) are either raw strings, which get
+    a prefix-LM split at a uniformly random token (a random window of the
+    string is taken first when it is too long), or a dict
+    `{"prefix": strings, "target": strings}` of explicit pairs. A pair that
+    does not fit raises an error: trim the data or raise `sequence_length`.
+
+    Outputs are `(x, y)` with `x = {"token_ids", "padding_mask",
+    "target_mask"}` and `y` the clean `token_ids`.
+
+    Args:
+        tokenizer: a `keras_hub.tokenizers.Tokenizer` with `end_token_id`
+            and `pad_token_id` (and optionally `start_token_id`).
+        sequence_length: int. Length of every packed sequence.
+        add_start_token: bool. Put the tokenizer's start token first.
+        seed: int or `None`. Seed of the random prefix/target split.
+
+    Example:
+    ```python
+    tokenizer = keras_hub.tokenizers.GPT2Tokenizer(vocabulary=..., merges=...)
+    preprocessor = keras_textdiff.DiffusionPreprocessor(tokenizer, 64)
+    x, y = preprocessor({"prefix": ["def f(x):\\n"], "target": ["  return x\\n"]})
+    x, y = preprocessor(["raw text is split at a random point"])
+    ```
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        sequence_length=128,
+        add_start_token=True,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(sequence_length, int) or sequence_length < 4:
+            raise ValueError(
+                "`sequence_length` must be an int >= 4 (start, prefix, end, "
+                f"target). Received: {sequence_length!r}"
+            )
+        self.tokenizer = tokenizer
+        self.sequence_length = sequence_length
+        self.add_start_token = add_start_token
+        self.seed = seed
+
+    # --- token ids of the layout ---
+
+    @property
+    def end_token_id(self):
+        return self.tokenizer.end_token_id
+
+    @property
+    def pad_token_id(self):
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        return self.end_token_id if pad is None else pad
+
+    def _start_ids(self):
+        start = getattr(self.tokenizer, "start_token_id", None)
+        return [start] if self.add_start_token and start is not None else []
+
+    def _tokenize(self, strings):
+        return _to_ragged(self.tokenizer(strings))
+
+    def _pack(self, prefix, target, sequence_length, add_end=True):
+        """Concatenate `[start] prefix [end] target [end]`, pad, and mask."""
+        batch = prefix.nrows()
+        start = tf.constant(self._start_ids(), "int32")
+        start = tf.RaggedTensor.from_tensor(tf.tile(start[None], [batch, 1]))
+        end = tf.fill([batch, 1], tf.constant(self.end_token_id, "int32"))
+        head = tf.concat([start, prefix, end], axis=1)
+        parts = [head, target] + ([end] if add_end else [])
+        packed = tf.concat(parts, axis=1)
+        lengths = packed.row_lengths()
+        too_long = tf.reduce_any(lengths > sequence_length)
+        message = (
+            "An example does not fit in `sequence_length` = "
+            f"{sequence_length} tokens (start + prefix + end + target + end). "
+            "Raise `sequence_length`, or shorten or filter the examples."
+        )
+        if tf.executing_eagerly():
+            if bool(too_long):
+                raise ValueError(message + f" Lengths: {lengths.numpy()}")
+        else:
+            tf.debugging.Assert(tf.logical_not(too_long), [message, lengths])
+        token_ids = packed.to_tensor(
+            default_value=self.pad_token_id, shape=[batch, sequence_length]
+        )
+        positions = tf.range(sequence_length, dtype="int64")[None, :]
+        target_mask = positions >= head.row_lengths()[:, None]
+        return token_ids, target_mask
+
+    def _random_split(self, tokens):
+        """Crop a random window that fits, then split it at a random point."""
+        room = self.sequence_length - len(self._start_ids()) - 2
+        n = tokens.row_lengths()
+        width = tf.minimum(n, room)
+        u = tf.random.uniform([tokens.nrows(), 2], seed=self.seed)
+        offset = tf.cast(u[:, 0] * tf.cast(n - width + 1, "float32"), "int64")
+        # Split point k in [1, width - 1]: both parts non-empty when possible.
+        k = 1 + tf.cast(u[:, 1] * tf.cast(width - 1, "float32"), "int64")
+        k = tf.minimum(k, width)
+        index = tf.ragged.range(n)
+        start = offset[:, None]
+        window = (index >= start) & (index < start + width[:, None])
+        prefix = tf.ragged.boolean_mask(tokens, window & (index < start + k[:, None]))
+        target = tf.ragged.boolean_mask(tokens, window & (index >= start + k[:, None]))
+        return prefix, target
+
+    @preprocessing_function
+    def call(self, x, y=None, sample_weight=None):
+        if isinstance(x, dict):
+            missing = {"prefix", "target"} - set(x)
+            if missing:
+                raise ValueError(
+                    "Pairs must be a dict with both 'prefix' and 'target' "
+                    f"strings; missing {sorted(missing)}. Pass raw strings "
+                    "instead to get a random prefix/target split."
+                )
+            (prefix, _), (target, _) = _as_batch(x["prefix"]), _as_batch(
+                x["target"]
+            )
+            prefix, target = self._tokenize(prefix), self._tokenize(target)
+        else:
+            strings, _ = _as_batch(x)
+            prefix, target = self._random_split(self._tokenize(strings))
+        token_ids, target_mask = self._pack(
+            prefix, target, self.sequence_length
+        )
+        x = {
+            "token_ids": token_ids,
+            "padding_mask": tf.ones_like(token_ids, dtype="bool"),
+            "target_mask": target_mask,
+        }
+        return keras.utils.pack_x_y_sample_weight(x, token_ids, sample_weight)
+
+    # --- generation ---
+
+    def generate_preprocess(self, x, sequence_length=None):
+        """Pack prompts as frozen prefixes with an empty target region.
+
+        Args:
+            x: a string, a list of strings, or `{"prefix": strings}`.
+            sequence_length: total length, prompt included. Defaults to
+                `self.sequence_length`.
+
+        Returns:
+            `{"token_ids", "padding_mask", "target_mask"}`; target positions
+            hold the pad token until the sampler fills them.
+        """
+        sequence_length = sequence_length or self.sequence_length
+        if isinstance(x, dict):
+            if "prefix" not in x:
+                raise ValueError(
+                    "Prompts given as a dict need a 'prefix' key. Received "
+                    f"keys: {sorted(x)}"
+                )
+            x = x["prefix"]
+        prompts = _string_list(x)
+        if not prompts:
+            raise ValueError(
+                "`inputs` is empty: pass at least one prompt string."
+            )
+        empty = [i for i, p in enumerate(prompts) if not p.strip()]
+        if empty:
+            raise ValueError(
+                f"Prompts must be non-empty; prompts at positions {empty} are "
+                "empty or whitespace. Give the model some text to continue."
+            )
+        prefix = self._tokenize(tf.constant(prompts))
+        room = sequence_length - len(self._start_ids()) - 2
+        lengths = prefix.row_lengths().numpy()
+        if lengths.max() > room:
+            i = int(lengths.argmax())
+            raise ValueError(
+                f"`max_length` = {sequence_length} leaves no room to generate "
+                f"after prompt {i}, which has {lengths[i]} tokens. Pass "
+                f"`max_length` > {lengths[i] + len(self._start_ids()) + 1}, "
+                "or a shorter prompt."
+            )
+        empty_target = tf.ragged.constant([[]] * len(prompts), dtype="int32")
+        token_ids, target_mask = self._pack(
+            prefix, empty_target, sequence_length, add_end=False
+        )
+        return {
+            "token_ids": keras.ops.convert_to_tensor(token_ids.numpy()),
+            "padding_mask": keras.ops.ones_like(token_ids.numpy(), "bool"),
+            "target_mask": keras.ops.convert_to_tensor(target_mask.numpy()),
+        }
+
+    def generate_postprocess(self, x, strip_prompt=False, stop_token_ids="auto"):
+        """Detokenize decoded sequences, cutting the target at its end token.
+
+        Args:
+            x: `{"token_ids", "target_mask"}` from the sampler.
+            strip_prompt: bool. Return only the generated text.
+            stop_token_ids: `"auto"` (the end token), a list of ids that end
+                the output, or `None` to keep the whole target region.
+
+        Returns:
+            A list of strings.
+        """
+        if stop_token_ids == "auto":
+            stop_token_ids = [self.end_token_id]
+        stop = set(stop_token_ids or [])
+        special = set(self._start_ids()) | {self.end_token_id}
+        token_ids = keras.ops.convert_to_numpy(x["token_ids"])
+        target_mask = keras.ops.convert_to_numpy(x["target_mask"]).astype(bool)
+        sequences = []
+        for ids, is_target in zip(token_ids.tolist(), target_mask.tolist()):
+            prompt = [t for t, m in zip(ids, is_target) if not m]
+            target = [t for t, m in zip(ids, is_target) if m]
+            cut = next((i for i, t in enumerate(target) if t in stop), None)
+            target = target[:cut]
+            prompt = [t for t in prompt if t not in special]
+            sequences.append(target if strip_prompt else prompt + target)
+        return _string_list(self._detokenize(sequences))
+
+    def _detokenize(self, sequences):
+        # Detokenize one sequence at a time: some tokenizers reject empty rows
+        # in a batch.
+        return [
+            _string_list(self.tokenizer.detokenize([s]))[0] if s else ""
+            for s in sequences
+        ]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "sequence_length": self.sequence_length,
+                "add_start_token": self.add_start_token,
+                "seed": self.seed,
+            }
+        )
+        return config

@@ -1,0 +1,1 @@
+from keras_textdiff.samplers.diffusion_sampler import DiffusionSampler
