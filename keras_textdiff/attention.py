@@ -106,7 +106,7 @@ def attention_mask(mode, padding_mask, target_mask=None):
         )
     if mode == "causal":
         return None
-    keys = ops.cast(padding_mask, "bool")[:, None, :]
+    valid = ops.cast(padding_mask, "bool")
     if mode == "prefix":
         if target_mask is None:
             raise ValueError(
@@ -115,19 +115,18 @@ def attention_mask(mode, padding_mask, target_mask=None):
             )
         is_target = ops.cast(target_mask, "bool")
         # A query sees a key if the query is a target or the key is prefix.
-        keys = ops.logical_and(
-            keys,
-            ops.logical_or(is_target[:, :, None], ~is_target[:, None, :]),
-        )
+        queries, keys = is_target[:, :, None], ~is_target[:, None, :]
     else:
-        length = ops.shape(padding_mask)[1]
-        keys = ops.repeat(keys, length, axis=1)
+        queries, keys = valid[:, :, None], valid[:, None, :]
+    keys = ops.logical_and(ops.logical_or(queries, keys), valid[:, None, :])
     return ops.cast(keys, "int32")
 
 
 def backbone_logits(backbone, token_ids, padding_mask, mask):
     """Run `backbone` with attention `mask` and project to vocabulary logits."""
+    inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
+    inputs = {k: ops.convert_to_tensor(v) for k, v in inputs.items()}
     with attention_mask_override(mask):
-        hidden = backbone({"token_ids": token_ids, "padding_mask": padding_mask})
+        hidden = backbone(inputs)
     logits = backbone.token_embedding(hidden, reverse=True)
     return ops.cast(logits, "float32")

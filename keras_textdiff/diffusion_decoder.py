@@ -1,6 +1,7 @@
 """`DiffusionDecoder`: a keras-hub `CausalLM` that trains and decodes by diffusion."""
 
 import keras
+import numpy as np
 from keras import ops
 from keras_hub.models import CausalLM
 
@@ -93,12 +94,20 @@ class DiffusionDecoder(CausalLM):
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.noise = noise if noise is not None else UniformNoise()
+        self.attention = attention
 
-        # === Model ===
-        super().__init__(**kwargs)
+        # === Functional Model ===
+        # Like every keras-hub task this is a functional model (Keras injects
+        # `Functional` into the task hierarchy anyway). The graph records the
+        # denoiser, `token_ids -> logits`; `call` below adds the training path.
+        inputs = backbone.input
+        # (With prefix attention the trace treats every position as target.)
+        outputs = self.logits(
+            inputs["token_ids"], inputs["padding_mask"], inputs["padding_mask"]
+        )
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
-        self.attention = attention
         self.sampler = _get_sampler(sampler)
 
     def logits(self, token_ids, padding_mask, target_mask=None):
@@ -110,7 +119,7 @@ class DiffusionDecoder(CausalLM):
             self.backbone, token_ids, padding_mask, mask
         )
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=None, mask=None):
         """Logits for `inputs`; with a `"target_mask"`, the training logits.
 
         Given `{"token_ids", "padding_mask"}` this returns logits
@@ -119,6 +128,7 @@ class DiffusionDecoder(CausalLM):
         runs the model, takes one unrolled denoising step, runs it again, and
         returns `{"logits", "unrolled_logits"}` for `sundae_loss`.
         """
+        inputs = {k: ops.convert_to_tensor(v) for k, v in inputs.items()}
         token_ids = inputs["token_ids"]
         padding_mask = inputs["padding_mask"]
         if "target_mask" not in inputs:
@@ -167,7 +177,7 @@ class DiffusionDecoder(CausalLM):
                 `DiffusionSampler()` at first), or a `DiffusionSampler`.
             **kwargs: passed to `keras.Model.compile`.
         """
-        if loss != "auto":
+        if loss not in ("auto", None):
             raise ValueError(
                 "`DiffusionDecoder` has its loss built in (SUNDAE's L(1:2)); "
                 f"call `compile()` without `loss`. Received: loss={loss!r}"
@@ -184,6 +194,14 @@ class DiffusionDecoder(CausalLM):
         if sampler != "auto" or getattr(self, "sampler", None) is None:
             self.sampler = _get_sampler(None if sampler == "auto" else sampler)
         self.generate_function = None
+
+    def compile_from_config(self, config):
+        """Restore `compile()` arguments saved in a `.keras` file."""
+        config = keras.saving.deserialize_keras_object(config)
+        config["loss"] = "auto"
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
@@ -296,6 +314,47 @@ class DiffusionDecoder(CausalLM):
             outputs, strip_prompt=strip_prompt, stop_token_ids=stop_token_ids
         )
         return texts[0] if single else texts
+
+    def denoising_trajectory(self, prompt, max_length=None, num_steps=None):
+        """Decode one prompt step by step and return every intermediate state.
+
+        Runs the sampler's own step in a Python loop, one candidate, so one
+        can watch the target settle (see `plot_denoising_trajectory`).
+
+        Args:
+            prompt: a prompt string.
+            max_length: total length, prompt included.
+            num_steps: steps to run. Defaults to the sampler's.
+
+        Returns:
+            A dict with `"texts"` (the target text at each step, the random
+            start first), `"tokens"` (token strings per step, target region)
+            and `"token_ids"` (`[steps + 1, length]`).
+        """
+        self._check_max_length(max_length)
+        num_steps = num_steps or self.sampler.num_steps
+        batch = self.preprocessor.generate_preprocess([prompt], max_length)
+        target_mask = ops.cast(batch["target_mask"], "bool")
+        ids = self.sampler.initial_tokens(
+            batch["token_ids"], target_mask, self.backbone.vocabulary_size
+        )
+
+        def logits_fn(token_ids):
+            return self.logits(token_ids, batch["padding_mask"], target_mask)
+
+        states = [ops.convert_to_numpy(ids)[0]]
+        for _ in range(num_steps):
+            ids, _ = self.sampler.step(logits_fn, ids, target_mask)
+            states.append(ops.convert_to_numpy(ids)[0])
+        is_target = ops.convert_to_numpy(target_mask)[0]
+        unique = sorted(set(np.concatenate(states).tolist()))
+        pieces = dict(zip(unique, self.preprocessor._detokenize([[t] for t in unique])))
+        tokens = [[pieces[int(t)] for t in state[is_target]] for state in states]
+        texts = self.preprocessor.generate_postprocess(
+            {"token_ids": np.stack(states), "target_mask": np.stack([is_target] * len(states))},
+            strip_prompt=True,
+        )
+        return {"texts": texts, "tokens": tokens, "token_ids": np.stack(states)}
 
     def _check_max_length(self, max_length):
         if max_length is None:

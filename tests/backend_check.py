@@ -1,0 +1,38 @@
+"""Train a step and generate twice with one seed, on the backend named in argv.
+
+Run by `test_backends.py` in a fresh process per backend (Keras picks its
+backend once per process).
+"""
+
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = sys.argv[1]
+
+import numpy as np  # noqa: E402
+
+import keras_textdiff as ktd  # noqa: E402
+from conftest import gpt2_backbone  # noqa: E402
+from conftest import letter_tokenizer  # noqa: E402
+
+if sys.argv[1] == "torch":
+    import torch
+
+    torch.set_num_threads(1)
+
+tokenizer = letter_tokenizer()
+model = ktd.DiffusionDecoder(
+    gpt2_backbone(tokenizer.vocabulary_size()),
+    ktd.DiffusionPreprocessor(tokenizer, sequence_length=12),
+)
+words = ["abc", "defg", "hij", "klm"] * 4
+history = model.fit({"prefix": words, "target": words}, batch_size=8, verbose=0)
+assert np.isfinite(history.history["loss"][0])
+outputs = []
+for _ in range(2):
+    model.compile(sampler=ktd.DiffusionSampler(num_steps=3, num_samples=2, seed=5))
+    outputs.append(model.generate(["abc", "de"], max_length=12))
+assert outputs[0] == outputs[1], outputs
+assert outputs[0][0].startswith("abc") and outputs[0][1].startswith("de")
+model.compile(sampler=ktd.DiffusionSampler(num_steps=3, num_samples=2, seed=6))
+print("OK", outputs[0], model.generate(["abc", "de"], max_length=12))

@@ -1,0 +1,53 @@
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import pytest  # noqa: E402
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def letter_tokenizer():
+    """A tiny byte-pair tokenizer: one token per lowercase letter."""
+    vocabulary = {"<|endoftext|>": 0}
+    for token in list(LETTERS) + ["Ġ", "Ġa"]:
+        vocabulary[token] = len(vocabulary)
+    return keras_hub.tokenizers.GPT2Tokenizer(
+        vocabulary=vocabulary, merges=["Ġ a"]
+    )
+
+
+def gpt2_backbone(vocabulary_size, hidden_dim=16, sequence_length=16):
+    return keras_hub.models.GPT2Backbone(
+        vocabulary_size=vocabulary_size,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=hidden_dim,
+        intermediate_dim=2 * hidden_dim,
+        max_sequence_length=sequence_length,
+        dropout=0.0,
+    )
+
+
+def gemma_backbone(vocabulary_size):
+    return keras_hub.models.GemmaBackbone(
+        vocabulary_size=vocabulary_size,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=16,
+        intermediate_dim=32,
+        head_dim=8,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    keras.utils.set_random_seed(0)
+    if keras.config.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+    yield

@@ -1,0 +1,242 @@
+import keras
+import keras_hub
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_textdiff as ktd
+from conftest import gemma_backbone
+from conftest import gpt2_backbone
+from conftest import letter_tokenizer
+
+SEQUENCE_LENGTH = 12
+
+
+def make_model(backbone_fn=gpt2_backbone, **kwargs):
+    tokenizer = letter_tokenizer()
+    backbone = backbone_fn(tokenizer.vocabulary_size())
+    preprocessor = ktd.DiffusionPreprocessor(tokenizer, SEQUENCE_LENGTH)
+    return ktd.DiffusionDecoder(backbone, preprocessor, **kwargs)
+
+
+def packed_batch(model, pairs):
+    x, y = model.preprocessor(pairs)
+    return {k: ops.convert_to_numpy(v) for k, v in x.items()}
+
+
+def np_log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def test_loss_equals_independent_numpy_computation():
+    model = make_model()
+    x = packed_batch(model, {"prefix": ["abc", "de"], "target": ["fgh", "ijkl"]})
+    clean, target = x["token_ids"], x["target_mask"]
+    rng = np.random.default_rng(0)
+    vocab = model.backbone.vocabulary_size
+    noisy = np.where(
+        target & (rng.random(clean.shape) < 0.6),
+        rng.integers(0, vocab, clean.shape),
+        clean,
+    ).astype("int32")
+
+    class FixedNoise(ktd.UniformNoise):
+        def call(self, token_ids, target_mask, vocabulary_size):
+            return ops.convert_to_tensor(noisy)
+
+    model.noise = FixedNoise()
+    loss = float(model.compute_loss(x, clean, model(x)))
+
+    def forward(ids):
+        return ops.convert_to_numpy(
+            model({"token_ids": ids, "padding_mask": x["padding_mask"]})
+        )
+
+    def ce(logits):  # mean over target tokens of -log p(clean)
+        lp = np.take_along_axis(np_log_softmax(logits), clean[..., None], -1)
+        return -(lp[..., 0] * target).sum() / target.sum()
+
+    logits_1 = forward(noisy)
+    unrolled_input = np.where(target, logits_1.argmax(-1), clean).astype("int32")
+    expected = ce(logits_1) + ce(forward(unrolled_input))
+    assert abs(loss - expected) < 1e-5 * max(1.0, expected)
+    assert expected > 1.0  # a real, untrained loss, not a degenerate zero
+
+
+@pytest.mark.parametrize("backbone_fn", [gpt2_backbone, gemma_backbone])
+def test_attention_is_bidirectional_and_the_ar_model_stays_causal(backbone_fn):
+    model = make_model(backbone_fn)
+    x = packed_batch(model, {"prefix": ["abc"], "target": ["defgh"]})
+    ids = x["token_ids"]
+    first = int(np.argmax(x["target_mask"][0]))
+    changed = ids.copy()
+    changed[0, -1] = (changed[0, -1] + 5) % model.backbone.vocabulary_size
+    inputs = lambda t: {"token_ids": t, "padding_mask": x["padding_mask"]}
+
+    diffusion = lambda t: ops.convert_to_numpy(model(inputs(t)))
+    delta = np.abs(diffusion(ids)[0, first] - diffusion(changed)[0, first])
+    assert delta.max() > 1e-4
+
+    # The same (shared) layers in an autoregressive model stay causal.
+    ar = {
+        "GPT2Backbone": keras_hub.models.GPT2CausalLM,
+        "GemmaBackbone": keras_hub.models.GemmaCausalLM,
+    }[type(model.backbone).__name__](backbone=model.backbone)
+    causal = lambda t: ops.convert_to_numpy(ar(inputs(t)))
+    np.testing.assert_allclose(
+        causal(ids)[0, first], causal(changed)[0, first], atol=1e-6
+    )
+    # And the diffusion model with `attention="causal"` equals the AR model.
+    model.attention = "causal"
+    np.testing.assert_allclose(diffusion(ids), causal(ids), atol=1e-5)
+
+
+def test_prefix_attention_keeps_the_prefix_independent_of_the_target():
+    model = make_model(attention="prefix")
+    x = packed_batch(model, {"prefix": ["abc"], "target": ["defgh"]})
+    changed = x["token_ids"].copy()
+    changed[0, -2] = 3
+    logits = lambda ids: ops.convert_to_numpy(
+        model.logits(ids, x["padding_mask"], x["target_mask"])
+    )
+    prefix = ~x["target_mask"][0]
+    np.testing.assert_allclose(
+        logits(x["token_ids"])[0, prefix], logits(changed)[0, prefix], atol=1e-6
+    )
+    first = int(np.argmax(x["target_mask"][0]))
+    assert np.abs(logits(x["token_ids"])[0, first] - logits(changed)[0, first]).max() > 1e-4
+
+
+@pytest.mark.parametrize("backbone_fn", [gpt2_backbone, gemma_backbone])
+def test_fit_evaluate_and_generate(backbone_fn):
+    model = make_model(backbone_fn)
+    words = ["abc", "defg", "hij", "klm"] * 8
+    history = model.fit({"prefix": words, "target": words}, batch_size=8, epochs=2, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}
+    assert np.isfinite(history.history["loss"]).all()
+    metrics = model.evaluate({"prefix": words, "target": words}, batch_size=8, verbose=0, return_dict=True)
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    model.compile(sampler=ktd.DiffusionSampler(num_steps=3, num_samples=2, seed=1))
+    out = model.generate(["abc", "de"], max_length=SEQUENCE_LENGTH)
+    assert len(out) == 2 and out[0].startswith("abc") and out[1].startswith("de")
+    sampler_config = model.sampler.get_config()
+    model.compile(sampler=ktd.DiffusionSampler.from_config(sampler_config))
+    full = model.generate("abc")
+    model.compile(sampler=ktd.DiffusionSampler.from_config(sampler_config))
+    stripped = model.generate("abc", strip_prompt=True)
+    assert isinstance(stripped, str) and full == "abc" + stripped
+
+
+def test_generate_is_seeded_and_num_steps_does_not_recompile():
+    model = make_model()
+    traces = []
+    original = model.generate_step
+
+    def counting_generate_step(*args, **kwargs):
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    model.generate_step = counting_generate_step
+    outs = []
+    for num_steps in (2, 5, 2):
+        model.compile(sampler=ktd.DiffusionSampler(seed=4))
+        model.generate_step = counting_generate_step
+        traces.clear()
+        first = model.generate(["ab", "cd"], num_steps=num_steps)
+        second = model.generate(["ab", "cd"], num_steps=num_steps + 1)
+        third = model.generate(["ab", "cd"], num_steps=num_steps + 3)
+        assert len(traces) == 1, "changing num_steps recompiled generate()"
+        outs.append(first)
+    assert outs[0] == outs[2]  # same seed and steps: same output
+
+
+def test_best_candidate_has_the_lowest_score():
+    model = make_model()
+    sampler = ktd.DiffusionSampler(num_steps=2, num_samples=4, seed=0)
+    x = model.preprocessor.generate_preprocess(["ab"])
+    logits_fn = lambda ids: model.logits(ids, ops.ones_like(ids, "bool"))
+    repeat = lambda t: ops.repeat(t, 4, axis=0)
+    _, scores = sampler(logits_fn, repeat(x["token_ids"]), repeat(x["target_mask"]), 29, model=model)
+    scores = ops.convert_to_numpy(scores)
+    assert scores.shape == (4,) and np.ptp(scores) > 0
+
+
+def test_keras_and_preset_round_trips(tmp_path):
+    model = make_model()
+    model.compile(sampler=ktd.DiffusionSampler(num_steps=4, temperature=0.5, num_samples=3, seed=2))
+    x = packed_batch(model, {"prefix": ["abc"], "target": ["de"]})
+    inputs = {"token_ids": x["token_ids"], "padding_mask": x["padding_mask"]}
+    expected = ops.convert_to_numpy(model(inputs))
+
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(ops.convert_to_numpy(loaded(inputs)), expected, atol=1e-6)
+
+    preset = str(tmp_path / "preset")
+    model.save_to_preset(preset)
+    restored = ktd.DiffusionDecoder.from_preset(preset)
+    assert isinstance(restored, ktd.DiffusionDecoder)
+    np.testing.assert_allclose(ops.convert_to_numpy(restored(inputs)), expected, atol=1e-6)
+    for m in (loaded, restored):
+        assert m.sampler.get_config() == model.sampler.get_config()
+        assert m.preprocessor.sequence_length == SEQUENCE_LENGTH
+        assert m.preprocessor.tokenizer.get_vocabulary() == model.preprocessor.tokenizer.get_vocabulary()
+    # Same weights and sampler seed: the restored model decodes the same text.
+    model.compile(sampler=ktd.DiffusionSampler.from_config(model.sampler.get_config()))
+    assert restored.generate(["ab", "cd"]) == model.generate(["ab", "cd"])
+
+
+@pytest.mark.parametrize(
+    "action, match",
+    [
+        (lambda m: m.generate([]), "empty"),
+        (lambda m: m.generate([""]), "non-empty"),
+        (lambda m: m.generate(["abcdefghijkl"]), "max_length"),
+        (lambda m: m.generate(["abc"], max_length=5), "max_length"),
+        (lambda m: m.generate(["abc"], max_length=100), "max_sequence_length"),
+        (lambda m: m.generate(["abc"], num_steps=0), "num_steps"),
+        (lambda m: m.compile(loss="mse"), "loss"),
+        (lambda m: m.compile(sampler="greedy"), "sampler"),
+        (lambda m: m.fit({"target": ["ab"]}, verbose=0), "prefix"),
+    ],
+)
+def test_bad_input(action, match):
+    with pytest.raises(ValueError, match=match):
+        action(make_model())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_steps": 0}, "num_steps"),
+        ({"temperature": -0.1}, "temperature"),
+        ({"num_samples": 0}, "num_samples"),
+        ({"num_steps": 2.5}, "num_steps"),
+    ],
+)
+def test_bad_sampler_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ktd.DiffusionSampler(**kwargs)
+
+
+def test_unsupported_backbone_and_attention():
+    bert = keras_hub.models.BertBackbone(
+        vocabulary_size=30, num_layers=1, num_heads=1, hidden_dim=8,
+        intermediate_dim=8, max_sequence_length=8,
+    )
+    with pytest.raises(ValueError, match="GPT2Backbone"):
+        ktd.DiffusionDecoder(bert)
+    with pytest.raises(ValueError, match="attention"):
+        make_model(attention="sideways")
+
+
+def test_missing_preset_is_a_clear_error(tmp_path):
+    gpt2 = keras_hub.models.GPT2Backbone(
+        vocabulary_size=30, num_layers=1, num_heads=1, hidden_dim=8,
+        intermediate_dim=8, max_sequence_length=8,
+    )
+    gpt2.save_to_preset(str(tmp_path / "ar"))
+    with pytest.raises(ValueError, match="AR2DiffConverter"):
+        ktd.DiffusionDecoder.from_preset(str(tmp_path / "ar"))

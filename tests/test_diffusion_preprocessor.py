@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from conftest import letter_tokenizer
+from keras_textdiff import DiffusionPreprocessor
+
+
+def _np(x):
+    return {k: ops.convert_to_numpy(v) for k, v in x.items()}
+
+
+def test_pairs_are_packed_with_a_frozen_prefix():
+    tokenizer = letter_tokenizer()
+    pre = DiffusionPreprocessor(tokenizer, sequence_length=10)
+    x, y = pre({"prefix": ["ab"], "target": ["cde"]})
+    x = _np(x)
+    a, b, c, d, e = (tokenizer.token_to_id(t) for t in "abcde")
+    end = tokenizer.end_token_id
+    # [start] a b [end] | c d e [end] [pad] [pad]
+    np.testing.assert_array_equal(
+        x["token_ids"][0], [end, a, b, end, c, d, e, end, end, end]
+    )
+    np.testing.assert_array_equal(
+        x["target_mask"][0], [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    )
+    assert x["padding_mask"].all()
+    np.testing.assert_array_equal(ops.convert_to_numpy(y), x["token_ids"])
+
+
+def test_raw_strings_get_a_random_split_and_fit():
+    tokenizer = letter_tokenizer()
+    pre = DiffusionPreprocessor(tokenizer, sequence_length=12, seed=0)
+    text = "abcdefghijklmnopqrstuvwxyz"
+    prefix_lengths = set()
+    for _ in range(20):
+        x, _ = pre([text])
+        x = _np(x)
+        ids, mask = x["token_ids"][0], x["target_mask"][0]
+        prefix_lengths.add(int((~mask).sum()))
+        # start + prefix + end + target + end fills the 12 tokens exactly,
+        # and the letters form one contiguous window of the text.
+        letters = [tokenizer.id_to_token(int(t)) for t in ids if t != 0]
+        assert "".join(letters) in text and len(letters) == 9
+        assert mask[-1] and not mask[0]
+    assert len(prefix_lengths) > 3  # the split point moves
+
+
+def test_works_in_tf_data():
+    pre = DiffusionPreprocessor(letter_tokenizer(), sequence_length=10)
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"prefix": ["ab", "c"], "target": ["cd", "efg"]}
+    ).batch(2).map(pre)
+    x, y = next(iter(ds))
+    assert x["token_ids"].shape == (2, 10)
+
+
+def test_generate_preprocess_and_postprocess_round_trip():
+    tokenizer = letter_tokenizer()
+    pre = DiffusionPreprocessor(tokenizer, sequence_length=10)
+    x = _np(pre.generate_preprocess(["abc", "d"], sequence_length=8))
+    assert x["token_ids"].shape == (2, 8)
+    np.testing.assert_array_equal(x["target_mask"][1], [0, 0, 0, 1, 1, 1, 1, 1])
+    # Fill the targets: "xy" then the end token, then junk that is cut.
+    ids = x["token_ids"].copy()
+    xx, yy, zz = (tokenizer.token_to_id(t) for t in "xyz")
+    ids[0, 5:] = [xx, yy, 0]
+    ids[1, 3:] = [zz, 0, xx, xx, xx]
+    out = {"token_ids": ids, "target_mask": x["target_mask"]}
+    assert pre.generate_postprocess(out) == ["abcxy", "dz"]
+    assert pre.generate_postprocess(out, strip_prompt=True) == ["xy", "z"]
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda p: p({"target": ["ab"]}), "prefix"),
+        (lambda p: p({"prefix": ["abcdefgh"], "target": ["abc"]}), "sequence_length"),
+        (lambda p: p.generate_preprocess([]), "empty"),
+        (lambda p: p.generate_preprocess(["ab", " "]), "non-empty"),
+        (lambda p: p.generate_preprocess(["abcdefgh"]), "max_length"),
+        (lambda p: p.generate_preprocess(["abcd"], sequence_length=6), "max_length"),
+        (lambda p: DiffusionPreprocessor(letter_tokenizer(), 2), "sequence_length"),
+    ],
+)
+def test_bad_input(call, match):
+    pre = DiffusionPreprocessor(letter_tokenizer(), sequence_length=10)
+    with pytest.raises(ValueError, match=match):
+        call(pre)
