@@ -88,6 +88,13 @@ def attention_mask_override(mask):
         _override.reset(token)
 
 
+def check_mode(mode):
+    if mode not in ATTENTION_MODES:
+        raise ValueError(
+            f"`attention` must be one of {ATTENTION_MODES}. Received: {mode!r}"
+        )
+
+
 def attention_mask(mode, padding_mask, target_mask=None):
     """Build the `[batch, query, key]` mask for an attention `mode`.
 
@@ -100,10 +107,7 @@ def attention_mask(mode, padding_mask, target_mask=None):
     Returns:
         An int32 mask, or `None` for `"causal"` (the backbone's own mask).
     """
-    if mode not in ATTENTION_MODES:
-        raise ValueError(
-            f"`attention` must be one of {ATTENTION_MODES}. Received: {mode!r}"
-        )
+    check_mode(mode)
     if mode == "causal":
         return None
     valid = ops.cast(padding_mask, "bool")

@@ -35,9 +35,9 @@ def build_parser():
     quick.add_argument("--output-dir", default="textdiff_runs/quickstart")
     quick.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
     quick.add_argument("--train-seconds", type=float, default=300, help="training time budget")
-    quick.add_argument("--max-steps", type=int, default=100_000, help="training step cap")
+    quick.add_argument("--max-steps", type=int, default=3000, help="training step cap")
     quick.add_argument("--batch-size", type=int, default=32)
-    quick.add_argument("--sequence-length", type=int, default=96)
+    quick.add_argument("--sequence-length", type=int, default=64)
     quick.add_argument("--vocabulary-size", type=int, default=2048)
     quick.add_argument("--seed", type=int, default=0)
     quick.set_defaults(run=_quickstart)
@@ -45,8 +45,14 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("KERAS_BACKEND", "jax")
+    if "KERAS_BACKEND" not in os.environ:
+        # Keras picks its backend at import, which importing this package
+        # already did: start again on JAX (XLA on CPU and GPU), unless the
+        # user chose a backend.
+        os.environ["KERAS_BACKEND"] = "jax"
+        os.execv(sys.executable, [sys.executable, "-m", "keras_textdiff.cli", *argv])
     args.run(args)
     return 0
 

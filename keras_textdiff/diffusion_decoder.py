@@ -86,11 +86,7 @@ class DiffusionDecoder(CausalLM):
     ):
         # === Layers ===
         attention_lib.make_switchable(backbone)
-        if attention not in attention_lib.ATTENTION_MODES:
-            raise ValueError(
-                f"`attention` must be one of {attention_lib.ATTENTION_MODES}. "
-                f"Received: {attention!r}"
-            )
+        attention_lib.check_mode(attention)
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.noise = noise if noise is not None else UniformNoise()

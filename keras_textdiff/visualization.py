@@ -34,7 +34,8 @@ def plot_denoising_trajectory(token_strings, path, title=None, max_tokens=48):
     ax.imshow(changed, cmap="Oranges", vmin=0, vmax=1.6, aspect="auto")
     for s, row in enumerate(steps):
         for t, token in enumerate(row):
-            text = token.replace("\n", "\\n").replace("\t", "\\t")[:6]
+            text = token.replace("\n", "\\n").replace("\t", "\\t")
+            text = "".join(c if c.isprintable() else "?" for c in text)[:6]
             ax.text(t, s, text, ha="center", va="center", fontsize=6, family="monospace")
     ax.set_yticks(range(num_steps), ["init"] + [f"step {i}" for i in range(1, num_steps)])
     ax.set_xlabel("target position (orange: changed at this step)")
