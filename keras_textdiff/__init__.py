@@ -4,10 +4,12 @@ Train with `fit()`, decode in parallel with `generate()`, and (AR2Diff) turn
 keras-hub autoregressive models into diffusion models.
 """
 
+from keras_textdiff.ar2diff import AR2DiffConverter
 from keras_textdiff.attention import supported_backbone_names
 from keras_textdiff.diffusion_decoder import DiffusionDecoder
 from keras_textdiff.diffusion_decoder import sundae_loss
 from keras_textdiff.diffusion_preprocessor import DiffusionPreprocessor
+from keras_textdiff.noise import MaskNoise
 from keras_textdiff.noise import UniformNoise
 from keras_textdiff.samplers import DiffusionSampler
 

@@ -20,6 +20,7 @@ Masks are `[batch, query, key]` integer tensors, 1 where attention is allowed:
 import contextlib
 import contextvars
 
+import keras
 from keras import ops
 
 ATTENTION_MODES = ("bidirectional", "prefix", "causal")
@@ -30,27 +31,69 @@ _MASK_METHODS = ("_compute_self_attention_mask", "_compute_attention_mask")
 _override = contextvars.ContextVar("keras_textdiff_attention", default=None)
 
 
+# Decoder-only keras-hub backbones whose attention switch is tested (see
+# tests/tiny_models.py), with the model families they cover. Left out on
+# purpose: recurrent or linear-attention models (RWKV7, Qwen3.5's gated
+# delta-net layers), whose causality is not a mask; multimodal ones
+# (PaliGemma, BLIP-2, Gemma 3n, Gemma 4); encoders and seq2seq models.
+SUPPORTED_BACKBONES = {
+    "BloomBackbone": "Bloom",
+    "FalconBackbone": "Falcon",
+    "GPT2Backbone": "GPT-2",
+    "GPTNeoXBackbone": "GPT-NeoX, Pythia",
+    "Gemma3Backbone": "Gemma 3 (text only)",
+    "GemmaBackbone": "Gemma, Gemma 2",
+    "GptOssBackbone": "gpt-oss",
+    "Llama3Backbone": "Llama 3, SmolLM2",
+    "LlamaBackbone": "Llama, Llama 2",
+    "MistralBackbone": "Mistral",
+    "MixtralBackbone": "Mixtral",
+    "OPTBackbone": "OPT",
+    "Phi3Backbone": "Phi-3",
+    "Qwen3Backbone": "Qwen 3",
+    "Qwen3MoeBackbone": "Qwen 3 MoE",
+    "QwenBackbone": "Qwen, Qwen 2, Qwen 2.5",
+    "QwenMoeBackbone": "Qwen MoE",
+    "SmolLM3Backbone": "SmolLM 3",
+}
+
+
 def _supported_backbones():
-    """Backbone classes whose attention switch is tested, by name."""
     import keras_hub
 
-    names = ["GPT2Backbone", "GemmaBackbone", "LlamaBackbone"]
-    return {name: getattr(keras_hub.models, name) for name in names}
+    return {
+        name: getattr(keras_hub.models, name)
+        for name in SUPPORTED_BACKBONES
+        if hasattr(keras_hub.models, name)
+    }
 
 
 def supported_backbone_names():
+    """The keras-hub backbone classes AR2Diff can convert, by name."""
     return sorted(_supported_backbones())
+
+
+def unsupported_message(name):
+    families = ", ".join(
+        f"{cls} ({SUPPORTED_BACKBONES[cls]})" for cls in supported_backbone_names()
+    )
+    return (
+        f"{name} is not a decoder-only keras-hub backbone whose attention "
+        "keras_textdiff can switch to bidirectional (encoder-only, seq2seq, "
+        "multimodal and recurrent models are not). Supported: " + families + "."
+    )
 
 
 def check_backbone(backbone):
     """Raise a `ValueError` unless `backbone`'s attention can be switched."""
     supported = _supported_backbones()
     if not any(isinstance(backbone, cls) for cls in supported.values()):
+        raise ValueError(unsupported_message(type(backbone).__name__))
+    if getattr(backbone, "vision_encoder", None) is not None:
         raise ValueError(
-            "`backbone` must be a keras-hub decoder-only backbone whose "
-            "attention keras_textdiff can switch to bidirectional. Supported: "
-            f"{', '.join(sorted(supported))}. Received: "
-            f"{type(backbone).__name__}."
+            f"{type(backbone).__name__} has a vision encoder; AR2Diff converts "
+            "text-only models. Use the text-only preset (for Gemma 3, the "
+            "`*_text` presets or `vision_encoder=None`)."
         )
 
 
@@ -126,6 +169,34 @@ def attention_mask(mode, padding_mask, target_mask=None):
     return ops.cast(keys, "int32")
 
 
+def causal_mask(padding_mask):
+    """The autoregressive `[batch, query, key]` mask (keys at or before query)."""
+    valid = ops.cast(padding_mask, "bool")
+    length = ops.shape(valid)[1]
+    positions = ops.arange(length)
+    causal = positions[None, :, None] >= positions[None, None, :]
+    return ops.logical_and(causal, valid[:, None, :])
+
+
+def annealed_mask(mask, padding_mask, visibility, seed=None):
+    """Attention-mask annealing (DiffuGPT): causal OR Bernoulli(visibility).
+
+    Each attention link outside the causal mask is opened with probability
+    `visibility`, within `mask`. `visibility = 0` gives the causal mask,
+    `visibility = 1` gives `mask` itself; ramping it from 0 to 1 eases an AR
+    model into bidirectional attention.
+
+    Args:
+        mask: the target `[batch, query, key]` mask (bidirectional or prefix).
+        padding_mask: `[batch, length]`.
+        visibility: float scalar in `[0, 1]` (a tensor is fine).
+        seed: a `keras.random.SeedGenerator` or int for the Bernoulli draw.
+    """
+    opened = keras.random.uniform(ops.shape(mask), seed=seed) < visibility
+    allowed = ops.logical_or(causal_mask(padding_mask), opened)
+    return ops.cast(ops.logical_and(ops.cast(mask, "bool"), allowed), "int32")
+
+
 def backbone_logits(backbone, token_ids, padding_mask, mask):
     """Run `backbone` with attention `mask` and project to vocabulary logits."""
     inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
@@ -134,3 +205,47 @@ def backbone_logits(backbone, token_ids, padding_mask, mask):
         hidden = backbone(inputs)
     logits = backbone.token_embedding(hidden, reverse=True)
     return ops.cast(logits, "float32")
+
+
+@keras.saving.register_keras_serializable(package="keras_textdiff")
+class AttentionAnnealing(keras.layers.Layer):
+    """Ramp attention from causal to `mask` over `steps` training steps.
+
+    DiffuGPT's attention-mask annealing for AR-to-diffusion adaptation: at
+    training step `s` each non-causal link is open with probability
+    `min(s / steps, 1)` (see `annealed_mask`). Outside training the full
+    `mask` is used. The step counter is a (saved) non-trainable weight,
+    advanced once per training call.
+
+    Args:
+        steps: int >= 1, training steps until attention is fully open.
+        seed: int or `None`, seed of the Bernoulli draws.
+    """
+
+    def __init__(self, steps, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(
+                f"`annealing_steps` must be an int >= 1. Received: {steps!r}"
+            )
+        self.steps = steps
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.step = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="step"
+        )
+
+    def visibility(self):
+        return ops.minimum(self.step / self.steps, 1.0)
+
+    def call(self, mask, padding_mask, training=False):
+        if not training:
+            return mask
+        visibility = self.visibility()
+        self.step.assign(self.step + 1.0)
+        return annealed_mask(mask, padding_mask, visibility, self.seed_generator)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"steps": self.steps, "seed": self.seed})
+        return config

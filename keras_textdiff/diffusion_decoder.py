@@ -55,6 +55,14 @@ class DiffusionDecoder(CausalLM):
         noise: the corruption process. Defaults to `UniformNoise()`.
         sampler: the decoder used by `generate()`. Defaults to
             `DiffusionSampler()` (10 steps, temperature 0.2, 8 samples).
+        shifted_prediction: bool. If true, position `i`'s prediction is read
+            from the backbone's output at `i - 1`, as in autoregressive
+            models, so a converted AR head keeps its trained role
+            (DiffuLLaMA, Dream). Off by default (the paper).
+        annealing_steps: int or `None`. If set, training ramps attention
+            from causal to `attention` over this many steps by opening
+            random links (DiffuGPT's attention-mask annealing; see
+            `keras_textdiff.attention.AttentionAnnealing`). Off by default.
 
     Example:
     ```python
@@ -82,15 +90,30 @@ class DiffusionDecoder(CausalLM):
         attention="bidirectional",
         noise=None,
         sampler=None,
+        shifted_prediction=False,
+        annealing_steps=None,
         **kwargs,
     ):
         # === Layers ===
         attention_lib.make_switchable(backbone)
         attention_lib.check_mode(attention)
+        if annealing_steps is not None and attention == "causal":
+            raise ValueError(
+                "`annealing_steps` ramps attention from causal to "
+                '`attention`; it needs `attention="bidirectional"` or '
+                '`"prefix"`, not `"causal"`.'
+            )
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.noise = noise if noise is not None else UniformNoise()
         self.attention = attention
+        self.shifted_prediction = bool(shifted_prediction)
+        self.annealing_steps = annealing_steps
+        self.annealing = (
+            None
+            if annealing_steps is None
+            else attention_lib.AttentionAnnealing(annealing_steps)
+        )
 
         # === Functional Model ===
         # Like every keras-hub task this is a functional model (Keras injects
@@ -106,14 +129,51 @@ class DiffusionDecoder(CausalLM):
         # === Config ===
         self.sampler = _get_sampler(sampler)
 
-    def logits(self, token_ids, padding_mask, target_mask=None):
-        """The backbone's vocabulary logits, with this model's attention."""
+    def attention_mask(self, padding_mask, target_mask=None, training=False):
+        """This model's `[batch, query, key]` mask (`None`: causal)."""
         mask = attention_lib.attention_mask(
             self.attention, padding_mask, target_mask
         )
-        return attention_lib.backbone_logits(
-            self.backbone, token_ids, padding_mask, mask
+        if self.annealing is not None:
+            mask = self.annealing(mask, padding_mask, training=training)
+        return mask
+
+    def logits(
+        self,
+        token_ids,
+        padding_mask,
+        target_mask=None,
+        attention_mask="auto",
+        visibility=None,
+    ):
+        """The vocabulary logits of `token_ids`, with this model's attention.
+
+        Args:
+            token_ids, padding_mask, target_mask: `[batch, length]` tensors.
+            attention_mask: `"auto"` (this model's inference mask) or a
+                precomputed `[batch, query, key]` mask.
+            visibility: float in `[0, 1]` or `None`. Anneal the mask as at
+                that point of training: 0 is causal, 1 is this model's mask.
+        """
+        if isinstance(attention_mask, str):
+            attention_mask = self.attention_mask(padding_mask, target_mask)
+        if visibility is not None and attention_mask is not None:
+            attention_mask = attention_lib.annealed_mask(
+                attention_mask, padding_mask, visibility
+            )
+        logits = attention_lib.backbone_logits(
+            self.backbone, token_ids, padding_mask, attention_mask
         )
+        if self.shifted_prediction:
+            # Position i reads the output at i - 1 (position 0 is always
+            # prefix, so its own logits just fill the slot).
+            logits = ops.concatenate([logits[:, :1], logits[:, :-1]], axis=1)
+        mask_token_id = getattr(self.noise, "mask_token_id", None)
+        if mask_token_id is not None:
+            # The mask token is an input symbol only, never a prediction.
+            is_mask = ops.arange(ops.shape(logits)[-1]) == mask_token_id
+            logits = ops.where(is_mask, -1e9, logits)
+        return logits
 
     def call(self, inputs, training=None, mask=None):
         """Logits for `inputs`; with a `"target_mask"`, the training logits.
@@ -135,21 +195,26 @@ class DiffusionDecoder(CausalLM):
             target_mask,
             vocabulary_size=self.backbone.vocabulary_size,
         )
-        return self.unrolled_logits(token_ids, padding_mask, target_mask, noisy)
+        mask = self.attention_mask(padding_mask, target_mask, training=training)
+        return self.unrolled_logits(
+            token_ids, padding_mask, target_mask, noisy, mask
+        )
 
-    def unrolled_logits(self, token_ids, padding_mask, target_mask, noisy):
+    def unrolled_logits(
+        self, token_ids, padding_mask, target_mask, noisy, attention_mask="auto"
+    ):
         """Logits on `noisy` and after one unrolled step (SUNDAE, Eq. 5).
 
         The unrolled input is the argmax of the first logits (temperature 0,
         as in the paper) on the target region, the prefix kept clean. No
         gradient flows through that sample.
         """
-        logits = self.logits(noisy, padding_mask, target_mask)
+        logits = self.logits(noisy, padding_mask, target_mask, attention_mask)
         denoised = ops.argmax(ops.stop_gradient(logits), axis=-1)
         denoised = ops.where(
             target_mask, ops.cast(denoised, token_ids.dtype), token_ids
         )
-        unrolled = self.logits(denoised, padding_mask, target_mask)
+        unrolled = self.logits(denoised, padding_mask, target_mask, attention_mask)
         return {"logits": logits, "unrolled_logits": unrolled}
 
     def compile(
@@ -240,6 +305,11 @@ class DiffusionDecoder(CausalLM):
         def logits_fn(ids):
             return self.logits(ids, repeat(padding_mask), repeat(target_mask))
 
+        initial_tokens = None
+        if hasattr(self.noise, "fully_corrupted"):
+            initial_tokens = self.noise.fully_corrupted(
+                repeat(token_ids), repeat(target_mask)
+            )
         tokens, scores = self.sampler(
             logits_fn,
             repeat(token_ids),
@@ -247,6 +317,7 @@ class DiffusionDecoder(CausalLM):
             vocabulary_size=self.backbone.vocabulary_size,
             num_steps=inputs.get("num_steps"),
             model=self,
+            initial_tokens=initial_tokens,
         )
         tokens = ops.reshape(tokens, (batch_size, n, length))
         best = ops.argmin(ops.reshape(scores, (batch_size, n)), axis=-1)
@@ -331,9 +402,12 @@ class DiffusionDecoder(CausalLM):
         num_steps = num_steps or self.sampler.num_steps
         batch = self.preprocessor.generate_preprocess([prompt], max_length)
         target_mask = ops.cast(batch["target_mask"], "bool")
-        ids = self.sampler.initial_tokens(
-            batch["token_ids"], target_mask, self.backbone.vocabulary_size
-        )
+        if hasattr(self.noise, "fully_corrupted"):
+            ids = self.noise.fully_corrupted(batch["token_ids"], target_mask)
+        else:
+            ids = self.sampler.initial_tokens(
+                batch["token_ids"], target_mask, self.backbone.vocabulary_size
+            )
 
         def logits_fn(token_ids):
             return self.logits(token_ids, batch["padding_mask"], target_mask)
@@ -343,11 +417,19 @@ class DiffusionDecoder(CausalLM):
             ids, _ = self.sampler.step(logits_fn, ids, target_mask)
             states.append(ops.convert_to_numpy(ids)[0])
         is_target = ops.convert_to_numpy(target_mask)[0]
-        unique = sorted(set(np.concatenate(states).tolist()))
+        mask_token_id = getattr(self.noise, "mask_token_id", None)
+        unique = sorted(set(np.concatenate(states).tolist()) - {mask_token_id})
         pieces = dict(zip(unique, self.preprocessor._detokenize([[t] for t in unique])))
+        pieces[mask_token_id] = "<mask>"
         tokens = [[pieces[int(t)] for t in state[is_target]] for state in states]
+        # Mask tokens may lie outside the tokenizer: show them as padding.
+        shown = np.where(
+            np.stack(states) == mask_token_id,
+            self.preprocessor.pad_token_id,
+            np.stack(states),
+        )
         texts = self.preprocessor.generate_postprocess(
-            {"token_ids": np.stack(states), "target_mask": np.stack([is_target] * len(states))},
+            {"token_ids": shown, "target_mask": np.stack([is_target] * len(states))},
             strip_prompt=True,
         )
         return {"texts": texts, "tokens": tokens, "token_ids": np.stack(states)}
@@ -371,6 +453,8 @@ class DiffusionDecoder(CausalLM):
         config.update(
             {
                 "attention": self.attention,
+                "shifted_prediction": self.shifted_prediction,
+                "annealing_steps": self.annealing_steps,
                 "noise": keras.layers.serialize(self.noise),
                 "sampler": keras.saving.serialize_keras_object(self.sampler),
             }

@@ -59,3 +59,54 @@ class UniformNoise(keras.layers.Layer):
         config = super().get_config()
         config.update({"seed": self.seed})
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_textdiff")
+class MaskNoise(keras.layers.Layer):
+    """Absorbing ("mask") corruption of the target region (MDLM, LLaDA).
+
+    Like `UniformNoise`, but a corrupted token becomes `mask_token_id`
+    instead of a random token: for each example a rate `r ~ Uniform(0, 1)`
+    is drawn and each target token is masked with probability `r`. A
+    `DiffusionDecoder` with this noise never predicts the mask token and
+    starts decoding from an all-mask target. An AR model gets a mask token
+    from `AR2DiffConverter(add_mask_token=True)`.
+
+    Args:
+        mask_token_id: int, the id of the mask token.
+        seed: int or `None`.
+    """
+
+    def __init__(self, mask_token_id, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(mask_token_id, bool) or not isinstance(mask_token_id, int):
+            raise ValueError(
+                f"`mask_token_id` must be an int. Received: {mask_token_id!r}"
+            )
+        self.mask_token_id = mask_token_id
+        self.seed = seed
+        self.seed_generator = random.SeedGenerator(seed)
+
+    def call(self, token_ids, target_mask, vocabulary_size=None):
+        del vocabulary_size
+        batch_size = ops.shape(token_ids)[0]
+        rate = random.uniform((batch_size, 1), seed=self.seed_generator)
+        coin = random.uniform(ops.shape(token_ids), seed=self.seed_generator)
+        replace = ops.logical_and(coin < rate, ops.cast(target_mask, "bool"))
+        return ops.where(replace, self.mask_token_id, token_ids)
+
+    def fully_corrupted(self, token_ids, target_mask):
+        """The target region all masked: where decoding starts."""
+        return ops.where(
+            ops.cast(target_mask, "bool"),
+            self.mask_token_id,
+            ops.cast(token_ids, "int32"),
+        )
+
+    def compute_output_shape(self, token_ids_shape, *args, **kwargs):
+        return token_ids_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mask_token_id": self.mask_token_id, "seed": self.seed})
+        return config

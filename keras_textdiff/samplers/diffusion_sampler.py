@@ -102,6 +102,7 @@ class DiffusionSampler(Sampler):
         vocabulary_size,
         num_steps=None,
         model=None,
+        initial_tokens=None,
     ):
         """Denoise a batch.
 
@@ -114,6 +115,9 @@ class DiffusionSampler(Sampler):
                 to `self.num_steps`.
             model: the model, so JAX can thread its variables through the
                 loop.
+            initial_tokens: int `[batch, length]` or `None`: where decoding
+                starts (all-mask for mask noise). Defaults to uniformly
+                random target tokens.
 
         Returns:
             `(token_ids, scores)`: the decoded tokens and each row's score
@@ -121,7 +125,10 @@ class DiffusionSampler(Sampler):
         """
         num_steps = self.num_steps if num_steps is None else num_steps
         target_mask = ops.cast(target_mask, "bool")
-        tokens = self.initial_tokens(token_ids, target_mask, vocabulary_size)
+        if initial_tokens is None:
+            tokens = self.initial_tokens(token_ids, target_mask, vocabulary_size)
+        else:
+            tokens = ops.cast(initial_tokens, "int32")
         score = ops.zeros(ops.shape(tokens)[:1], "float32")
         step = ops.convert_to_tensor(0, "int32")
         num_steps = ops.cast(num_steps, "int32")
