@@ -247,3 +247,60 @@ def with_mask_token(backbone):
             value = np.concatenate([value, mean], axis=axis)
         new.assign(value)
     return grown, vocabulary_size
+
+
+def adapt(model, texts, steps, batch_size=8, seed=0, callbacks=None, verbose="auto"):
+    """AR2Diff_N's middle step: continue pretraining with the diffusion loss.
+
+    The paper converts an AR model, trains it `N` more steps on its
+    pretraining corpus with the diffusion objective (prefix-LM splits of raw
+    text), then fine-tunes (PAPER.md, "AR2Diff_N"). This runs those `N`
+    steps with `fit()`: each example is a random window of a text, split at
+    a random point into prefix and target by the `DiffusionPreprocessor`.
+
+    Args:
+        model: a `DiffusionDecoder` (for instance from `AR2DiffConverter`),
+            with a preprocessor. Compiled with the defaults if it is not.
+        texts: a list of strings (the corpus).
+        steps: int >= 1, the `N` of AR2Diff_N.
+        batch_size: int.
+        seed: int, seed of the shuffle.
+        callbacks, verbose: passed to `fit()`.
+
+    Returns:
+        The `History` of the run.
+
+    Example:
+    ```python
+    model = keras_textdiff.AR2DiffConverter().convert("./my_ar_preset")
+    keras_textdiff.ar2diff.adapt(model, corpus_texts, steps=1000)
+    model.fit(task_pairs, epochs=3)  # Then fine-tune.
+    ```
+    """
+    import tensorflow as tf
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"`steps` must be an int >= 1. Received: {steps!r}")
+    texts = [t for t in texts if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise ValueError("`texts` holds no non-empty strings to adapt on.")
+    if model.preprocessor is None:
+        raise ValueError(
+            "Adapting on raw text needs a `DiffusionPreprocessor` on the model."
+        )
+    if not model.compiled:
+        model.compile()
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(texts)
+        .shuffle(min(len(texts), 10_000), seed=seed)
+        .repeat()
+        .batch(batch_size)
+    )
+    return model.fit(
+        dataset,
+        steps_per_epoch=steps,
+        epochs=1,
+        shuffle=False,  # Shuffled above, with a seed.
+        callbacks=callbacks,
+        verbose=verbose,
+    )

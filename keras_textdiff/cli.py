@@ -20,6 +20,130 @@ def _quickstart(args):
     )
 
 
+def _converter(args):
+    from keras_textdiff.ar2diff import AR2DiffConverter
+
+    return AR2DiffConverter(
+        attention=args.attention,
+        sequence_length=args.sequence_length,
+        shifted_prediction=args.shifted_prediction,
+        annealing_steps=args.annealing_steps,
+        add_mask_token=args.add_mask_token,
+    )
+
+
+def _convert(args):
+    from keras_textdiff.presets import check_output_dir
+    from keras_textdiff.presets import save_preset
+
+    check_output_dir(args.out, args.overwrite)
+    model = _converter(args).convert(args.preset)
+    save_preset(model, args.out, overwrite=args.overwrite)
+    print(
+        f"Saved a DiffusionDecoder ({type(model.backbone).__name__}, "
+        f"{model.attention} attention, {model.count_params():,} parameters) "
+        f"to {args.out}"
+    )
+
+
+def _is_diffusion_preset(preset):
+    import json
+
+    path = os.path.join(preset, "task.json")
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        return "DiffusionDecoder" in json.load(f).get("registered_name", "")
+
+
+def read_corpus(corpus):
+    """`"python-stdlib"` (the default), a text file, or a directory of them."""
+    if corpus == "python-stdlib":
+        from keras_textdiff.data.python_stdlib import load_python_stdlib
+
+        return load_python_stdlib("train")["texts"]
+    if os.path.isfile(corpus):
+        paths = [corpus]
+    elif os.path.isdir(corpus):
+        paths = sorted(
+            os.path.join(root, name)
+            for root, _, names in os.walk(corpus)
+            for name in names
+            if name.endswith((".txt", ".py", ".md"))
+        )
+    else:
+        raise ValueError(
+            f"--corpus {corpus!r}: no such file or directory. Pass "
+            "`python-stdlib`, a text file, or a directory of .txt/.py/.md files."
+        )
+    texts = []
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            texts.append(f.read())
+    if not any(t.strip() for t in texts):
+        raise ValueError(f"--corpus {corpus!r} holds no text.")
+    return texts
+
+
+def _adapt(args):
+    import keras
+
+    from keras_textdiff.ar2diff import adapt
+    from keras_textdiff.diffusion_decoder import DiffusionDecoder
+    from keras_textdiff.presets import check_output_dir
+    from keras_textdiff.presets import save_preset
+
+    check_output_dir(args.out, args.overwrite)
+    texts = read_corpus(args.corpus)
+    keras.utils.set_random_seed(args.seed)
+    if os.path.isdir(args.preset) and _is_diffusion_preset(args.preset):
+        model = DiffusionDecoder.from_preset(args.preset)
+    else:
+        model = _converter(args).convert(args.preset)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(args.learning_rate, global_clipnorm=1.0)
+    )
+    history = adapt(
+        model, texts, args.steps, batch_size=args.batch_size, seed=args.seed
+    )
+    save_preset(model, args.out, overwrite=args.overwrite)
+    print(
+        f"AR2Diff_{args.steps}: adapted {args.steps} steps on {len(texts)} "
+        f"texts, final loss {history.history['loss'][-1]:.3f}. Saved to "
+        f"{args.out}; fine-tune it with `fit()` on task pairs."
+    )
+
+
+def _import_gguf(args):
+    from keras_textdiff.checkpoints import import_gguf
+
+    import_gguf(args.file, args.out, overwrite=args.overwrite)
+    print(f"Saved a keras-hub preset to {args.out}")
+
+
+def _add_conversion_flags(parser):
+    parser.add_argument(
+        "--attention", default="bidirectional", choices=["bidirectional", "prefix"]
+    )
+    parser.add_argument(
+        "--sequence-length", type=int, default=None,
+        help="diffusion sequence length (default: the AR preprocessor's)",
+    )
+    parser.add_argument(
+        "--shifted-prediction", action="store_true",
+        help="position i predicts token i+1, as the AR head was trained",
+    )
+    parser.add_argument(
+        "--annealing-steps", type=int, default=None,
+        help="ramp attention from causal to bidirectional over K training steps",
+    )
+    parser.add_argument(
+        "--add-mask-token", action="store_true",
+        help="append a [MASK] token and train with mask noise",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace --out")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="textdiff",
@@ -41,6 +165,52 @@ def build_parser():
     quick.add_argument("--vocabulary-size", type=int, default=2048)
     quick.add_argument("--seed", type=int, default=0)
     quick.set_defaults(run=_quickstart)
+
+    convert = commands.add_parser(
+        "convert",
+        help="AR2Diff: turn an autoregressive keras-hub preset into a "
+        "diffusion model preset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    convert.add_argument(
+        "--preset", required=True,
+        help="local preset directory, Hugging Face folder, or handle",
+    )
+    convert.add_argument("--out", required=True, help="output preset directory")
+    _add_conversion_flags(convert)
+    convert.set_defaults(run=_convert)
+
+    adapt = commands.add_parser(
+        "adapt",
+        help="AR2Diff_N: convert (if needed) and continue pretraining N steps "
+        "with the diffusion loss on a text corpus.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    adapt.add_argument(
+        "--preset", required=True,
+        help="an AR preset (converted first) or a DiffusionDecoder preset",
+    )
+    adapt.add_argument("--steps", type=int, required=True, help="N, training steps")
+    adapt.add_argument("--out", required=True, help="output preset directory")
+    adapt.add_argument(
+        "--corpus", default="python-stdlib",
+        help="`python-stdlib`, a text file, or a directory of .txt/.py/.md files",
+    )
+    adapt.add_argument("--batch-size", type=int, default=8)
+    adapt.add_argument("--learning-rate", type=float, default=1e-3)
+    adapt.add_argument("--seed", type=int, default=0)
+    _add_conversion_flags(adapt)
+    adapt.set_defaults(run=_adapt)
+
+    gguf = commands.add_parser(
+        "import-gguf",
+        help="Import a GGUF Llama checkpoint (e.g. SmolLM2) as a keras-hub preset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    gguf.add_argument("file", help="the .gguf file")
+    gguf.add_argument("--out", required=True, help="output preset directory")
+    gguf.add_argument("--overwrite", action="store_true", help="replace --out")
+    gguf.set_defaults(run=_import_gguf)
     return parser
 
 
@@ -53,7 +223,12 @@ def main(argv=None):
         # user chose a backend.
         os.environ["KERAS_BACKEND"] = "jax"
         os.execv(sys.executable, [sys.executable, "-m", "keras_textdiff.cli", *argv])
-    args.run(args)
+    try:
+        args.run(args)
+    except ValueError as error:
+        # Bad input: one clear line, not a traceback.
+        print(f"textdiff {args.command}: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

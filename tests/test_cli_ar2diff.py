@@ -1,0 +1,93 @@
+"""`textdiff convert`, `textdiff adapt` and `textdiff import-gguf`, in-process."""
+
+import os
+
+import keras
+import keras_hub
+import numpy as np
+from keras import ops
+
+import keras_textdiff as ktd
+from keras_textdiff.cli import main
+from tiny_models import tiny_causal_lm
+
+
+def ar_preset(tmp_path, name="gpt2"):
+    path = str(tmp_path / f"ar_{name}")
+    tiny_causal_lm(name, sequence_length=12).save_to_preset(path)
+    return path
+
+
+def weights(model):
+    return [ops.convert_to_numpy(w) for w in model.backbone.weights]
+
+
+def test_convert_writes_a_diffusion_preset(tmp_path, capsys):
+    preset = ar_preset(tmp_path)
+    out = str(tmp_path / "diffusion")
+    assert main(["convert", "--preset", preset, "--out", out, "--attention", "prefix"]) == 0
+    assert "Saved a DiffusionDecoder (GPT2Backbone, prefix attention" in capsys.readouterr().out
+    model = ktd.DiffusionDecoder.from_preset(out)
+    ar = keras_hub.models.CausalLM.from_preset(preset)
+    assert model.attention == "prefix"
+    for a, b in zip(weights(model), weights(ar)):
+        np.testing.assert_array_equal(a, b)
+    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
+
+
+def test_convert_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
+    preset = ar_preset(tmp_path)
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("another run")
+    assert main(["convert", "--preset", preset, "--out", str(occupied)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert os.listdir(occupied) == ["keep.txt"]
+
+    bert = keras_hub.models.BertBackbone(
+        vocabulary_size=30, num_layers=1, num_heads=1, hidden_dim=8,
+        intermediate_dim=8, max_sequence_length=8,
+    )
+    bert.save_to_preset(str(tmp_path / "bert"))
+    out = tmp_path / "from_bert"
+    assert main(["convert", "--preset", str(tmp_path / "bert"), "--out", str(out)]) == 2
+    assert "BertBackbone" in capsys.readouterr().err
+    assert not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["ar_gpt2", "bert", "occupied"]
+
+
+def test_adapt_trains_n_steps_then_saves(tmp_path, capsys):
+    keras.utils.set_random_seed(0)
+    preset = ar_preset(tmp_path, "llama3")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("the cat sat on the mat. " * 20)
+    (corpus / "b.py").write_text("def add(a, b):\n    return a + b\n" * 10)
+    out = str(tmp_path / "adapted")
+    argv = ["adapt", "--preset", preset, "--steps", "3", "--out", out,
+            "--corpus", str(corpus), "--batch-size", "2"]
+    assert main(argv) == 0
+    assert "AR2Diff_3: adapted 3 steps on 2 texts" in capsys.readouterr().out
+    adapted = ktd.DiffusionDecoder.from_preset(out)
+    ar = keras_hub.models.CausalLM.from_preset(preset)
+    changed = [not np.array_equal(a, b) for a, b in zip(weights(adapted), weights(ar))]
+    assert sum(changed) >= len(changed) // 2
+    # Adapting a diffusion preset again continues from it.
+    again = str(tmp_path / "again")
+    assert main(["adapt", "--preset", out, "--steps", "2", "--out", again,
+                 "--corpus", str(corpus / "a.txt"), "--batch-size", "2"]) == 0
+    assert ktd.DiffusionDecoder.from_preset(again).attention == "bidirectional"
+    # A missing corpus is refused before any work.
+    assert main(["adapt", "--preset", preset, "--steps", "1", "--out",
+                 str(tmp_path / "x"), "--corpus", str(tmp_path / "none")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_import_gguf_refuses_a_non_gguf_file(tmp_path, capsys):
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"not a gguf file at all")
+    out = tmp_path / "imported"
+    assert main(["import-gguf", str(fake), "--out", str(out)]) == 2
+    assert "model.gguf" in capsys.readouterr().err
+    assert not out.exists()
