@@ -8,11 +8,14 @@ import tempfile
 
 def check_output_dir(out_dir, overwrite=False):
     """Refuse a non-empty `out_dir` unless `overwrite`, before any work."""
-    if os.path.isfile(out_dir):
-        raise ValueError(f"{out_dir!r} is a file; pass a directory path.")
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(
+            f"'{out_dir}' exists and is not a directory. Pass the path of a "
+            "new or empty directory."
+        )
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
         raise ValueError(
-            f"{out_dir!r} already exists and is not empty. Pass another "
+            f"'{out_dir}' already exists and is not empty. Pass another "
             "directory, or `overwrite=True` (`--overwrite`) to replace it."
         )
 
@@ -22,8 +25,9 @@ def atomic_directory(out_dir, overwrite=False):
     """Yield a temporary directory that becomes `out_dir` on success.
 
     The temporary directory sits next to `out_dir` (same file system, so the
-    final rename is atomic) and is removed if the body raises; `out_dir` is
-    only replaced once everything is written.
+    renames are atomic). If the body raises, it is removed and `out_dir` is
+    left as it was: absent, empty, or (with `overwrite`) its old contents,
+    which are only swapped out once everything new is written.
 
     Example:
     ```python
@@ -31,23 +35,41 @@ def atomic_directory(out_dir, overwrite=False):
         model.save_to_preset(tmp)
     ```
     """
-    out_dir = os.path.abspath(out_dir)
+    out_dir = os.path.abspath(os.fspath(out_dir))
     check_output_dir(out_dir, overwrite)
-    parent = os.path.dirname(out_dir)
+    parent, name = os.path.split(out_dir)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    temporary = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
     try:
-        yield tmp
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o777 & ~umask)  # `mkdtemp` makes it private.
+        yield temporary
+        check_output_dir(out_dir, overwrite)  # It may have changed meanwhile.
+        if os.path.isdir(out_dir) and os.listdir(out_dir):
+            # Swap: move the old directory aside, then the new one in.
+            old = tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=parent)
+            os.rmdir(old)
+            os.rename(out_dir, old)
+            try:
+                os.rename(temporary, out_dir)
+            except BaseException:
+                os.rename(old, out_dir)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(temporary, out_dir)  # Replaces an empty directory.
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(temporary, ignore_errors=True)
         raise
 
 
 def save_preset(model, out_dir, overwrite=False):
-    """`model.save_to_preset(out_dir)`, atomically (see `atomic_directory`)."""
-    with atomic_directory(out_dir, overwrite) as tmp:
-        model.save_to_preset(tmp)
-    return out_dir
+    """`model.save_to_preset(out_dir)`, atomically (see `atomic_directory`).
+
+    Returns:
+        `out_dir`, as an absolute path.
+    """
+    with atomic_directory(out_dir, overwrite) as temporary:
+        model.save_to_preset(temporary)
+    return os.path.abspath(os.fspath(out_dir))

@@ -1,0 +1,989 @@
+"""Import GGUF Llama checkpoints (llama.cpp's file format) into keras-hub.
+
+A GGUF file holds a model's hyperparameters and tokenizer as metadata and
+its weights as (often quantized) tensors. `load_gguf` turns a GGUF file of
+the `llama` architecture with a byte-level BPE tokenizer (Llama 3, SmolLM,
+SmolLM2, Falcon 3, ...) into a keras-hub `CausalLM`; `import_gguf` saves
+that as a local keras-hub preset, which reloads with
+`keras_hub.models.CausalLM.from_preset(out_dir)` once this module has been
+imported (it registers the classes below with Keras).
+
+>>> import keras_hub
+>>> from keras_textdiff.checkpoints import import_gguf
+>>> preset = import_gguf("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2")
+>>> causal_lm = keras_hub.models.CausalLM.from_preset(preset)
+>>> causal_lm.compile(sampler="greedy")  # keras-hub samples top-k otherwise.
+>>> causal_lm.generate("The capital of France is", max_length=16)
+'The capital of France is Paris.\\n\\nThe answer is: 20'
+
+What the conversion does:
+
+* Weights are dequantized to float with `gguf.quants.dequantize` (see
+  `SUPPORTED_QUANTIZATIONS`) and cast to `dtype`; the model is not kept
+  quantized.
+* llama.cpp's converter permutes the rows of the query and key projections
+  of every head to the rotary-embedding layout of GGML; they are permuted
+  back to the Hugging Face layout that keras-hub's `LlamaBackbone` uses.
+* Without an `output.weight` tensor the output projection is the token
+  embedding (tied embeddings), as in llama.cpp.
+* The tokenizer is rebuilt from the vocabulary and merges stored in the
+  file, with the pre-tokenizer (the regex that splits text into words
+  before BPE) that the file's `tokenizer.ggml.pre` names, as llama.cpp
+  does (see `SUPPORTED_PRE_TOKENIZERS`). Its eager calls and its
+  `tf.data` calls give the same ids (see `GGUFBytePairTokenizer`).
+
+The keras-hub classes used are subclasses of the Llama 3 ones
+(`Llama3Backbone`, `Llama3CausalLMPreprocessor`, `Llama3CausalLM`), so
+anything that accepts a Llama 3 model accepts these. They exist because,
+in keras-hub 0.32, `LlamaBackbone.get_config()` leaves out
+`tie_word_embeddings` (a tied model does not reload from its preset), and
+`Llama3Tokenizer` neither saves its special tokens nor splits words like
+the models' own tokenizers.
+"""
+
+import os
+import re
+
+import keras
+import keras_hub
+import numpy as np
+from keras_hub.src.utils.tensor_utils import preprocessing_function
+
+from keras_textdiff.presets import check_output_dir
+from keras_textdiff.presets import save_preset
+
+# ---------------------------------------------------------------------------
+# What the importer supports.
+# ---------------------------------------------------------------------------
+
+SUPPORTED_ARCHITECTURES = ("llama",)
+
+# ggml tensor types that are dequantized (with `gguf.quants.dequantize`).
+SUPPORTED_QUANTIZATIONS = (
+    "F32",
+    "F16",
+    "BF16",
+    "Q8_0",
+    "Q4_0",
+    "Q4_1",
+    "Q5_0",
+    "Q5_1",
+    "Q2_K",
+    "Q3_K",
+    "Q4_K",
+    "Q5_K",
+    "Q6_K",
+)
+
+# Oniguruma's `\s` in Unicode mode (what Hugging Face `tokenizers` uses),
+# spelled out so that TensorFlow's RE2 matches the same characters: RE2's
+# own `\s` is ASCII only.
+_WS = r"\t\n\v\f\r\x{85}\p{Z}"
+# Whitespace that is not a line break, for the Llama 3 split.
+_WS_NOT_NEWLINE = r"\t\v\f\x{85}\p{Z}"
+# RE2 has no lookahead, so the TensorFlow path marks with this character the
+# place where `\s+(?!\S)` ends its match (see `_PreTokenizer`). It is a
+# Unicode noncharacter, reserved for such internal use.
+_MARK = "\ufdd0"
+
+_GPT2_SPLIT = (
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+"
+    r"|\s+(?!\S)|\s+"
+)
+_GPT2_SPLIT_TF = (
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+"
+    rf"| ?[^{_WS}\p{{L}}\p{{N}}]+|[{_WS}]+{_MARK}|[{_WS}]+"
+)
+_LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_LLAMA3_SPLIT_TF = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    rf"| ?[^{_WS}\p{{L}}\p{{N}}]+[\r\n]*|[{_WS}]*[\r\n]+"
+    rf"|[{_WS}]+{_MARK}|[{_WS}]+"
+)
+
+
+class _PreTokenizer:
+    """How one family of GGUF pre-tokenizers splits text into words.
+
+    `split` is llama.cpp's (and Hugging Face's) regex. `split_tf` is the
+    same regex for RE2, with `\\s+(?!\\S)` ("a run of whitespace, less its
+    last character when a non-space follows") replaced by "whitespace
+    followed by `_MARK`"; `mark` and `mark_tf` insert `_MARK` before that
+    last character, in the runs where `\\s+(?!\\S)` would be reached.
+    """
+
+    def __init__(self, split, split_tf, mark, digits, ignore_merges):
+        self.split = split
+        self.split_tf = split_tf
+        self.mark = mark
+        self.digits = digits  # Split every digit off first.
+        self.ignore_merges = ignore_merges  # Whole words in the vocabulary.
+
+
+_PRE_TOKENIZER_FAMILIES = {
+    "gpt2": _PreTokenizer(
+        _GPT2_SPLIT,
+        _GPT2_SPLIT_TF,
+        # Whitespace runs of 2+ characters followed by a non-space.
+        mark=rf"([{_WS}]+)([{_WS}][^{_WS}])",
+        digits=False,
+        ignore_merges=False,
+    ),
+    "gpt2-digits": _PreTokenizer(
+        _GPT2_SPLIT,
+        _GPT2_SPLIT_TF,
+        mark=rf"([{_WS}]+)([{_WS}][^{_WS}])",
+        digits=True,
+        ignore_merges=False,
+    ),
+    "llama3": _PreTokenizer(
+        _LLAMA3_SPLIT,
+        _LLAMA3_SPLIT_TF,
+        # `\s*[\r\n]+` takes whitespace up to the last line break first, so
+        # only runs without line breaks reach `\s+(?!\S)`.
+        mark=rf"([{_WS_NOT_NEWLINE}]+)([{_WS_NOT_NEWLINE}][^{_WS}])",
+        digits=False,
+        ignore_merges=True,
+    ),
+}
+
+# `tokenizer.ggml.pre` values -> family, as in llama.cpp's `llama-vocab.cpp`.
+SUPPORTED_PRE_TOKENIZERS = {
+    **dict.fromkeys(
+        ["gpt-2", "gpt2", "phi-2", "mpt", "olmo", "jais", "exaone4"], "gpt2"
+    ),
+    **dict.fromkeys(
+        [
+            "smollm",
+            "starcoder",
+            "refact",
+            "command-r",
+            "codeshell",
+            "exaone",
+            "minerva-7b",
+        ],
+        "gpt2-digits",
+    ),
+    **dict.fromkeys(
+        [
+            "llama3",
+            "llama-v3",
+            "llama-bpe",
+            "falcon3",
+            "falcon-h1",
+            "pixtral",
+            "midm-2.0",
+            "lfm2",
+        ],
+        "llama3",
+    ),
+}
+
+
+def _byte_alphabet():
+    """GPT-2's map from bytes to the printable characters BPE tokens use."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    mapping = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+_BYTE_TO_CHAR = _byte_alphabet()
+_ALPHABET = frozenset(_BYTE_TO_CHAR.values())
+
+# ---------------------------------------------------------------------------
+# keras-hub classes.
+# ---------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="keras_textdiff")
+class GGUFLlamaBackbone(keras_hub.models.Llama3Backbone):
+    """A `Llama3Backbone` that saves `tie_word_embeddings` in its config.
+
+    keras-hub 0.32's `LlamaBackbone` accepts `tie_word_embeddings` but leaves
+    it out of `get_config()`, so a tied model reloads untied, with a missing
+    output projection. This subclass also records the context length the
+    model was trained for, `max_sequence_length` (informational: rotary
+    embeddings have no hard limit).
+
+    Args:
+        max_sequence_length: int or `None`. The trained context length.
+        **kwargs: passed to `keras_hub.models.Llama3Backbone`.
+
+    Example:
+
+    >>> backbone = GGUFLlamaBackbone(
+    ...     vocabulary_size=10, num_layers=1, num_query_heads=2,
+    ...     num_key_value_heads=1, hidden_dim=8, intermediate_dim=16,
+    ...     tie_word_embeddings=True)
+    >>> backbone.get_config()["tie_word_embeddings"]
+    True
+    """
+
+    def __init__(self, *args, max_sequence_length=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_sequence_length = max_sequence_length
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "tie_word_embeddings": self.tie_word_embeddings,
+                "max_sequence_length": self.max_sequence_length,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_textdiff")
+class GGUFBytePairTokenizer(keras_hub.tokenizers.BytePairTokenizer):
+    """A byte-level BPE tokenizer with the word split of a GGUF model.
+
+    keras-hub's `BytePairTokenizer` (0.32) splits words with a GPT-2-like
+    regex in `tf.data` and, eagerly, with Hugging Face `tokenizers` and a
+    pattern that is matched literally (so not at all), and Llama 3's
+    tokenizer neither. This one splits words as llama.cpp does for the
+    file's `tokenizer.ggml.pre` (`pre_tokenizer` names the family):
+
+    * `"gpt2"`: GPT-2's regex.
+    * `"gpt2-digits"`: every digit is a word of its own, then GPT-2's regex
+      (SmolLM, SmolLM2, StarCoder).
+    * `"llama3"`: Llama 3's regex; a word that is in the vocabulary is one
+      token, whatever the merges say.
+
+    Eager calls use Hugging Face `tokenizers` with that regex. Calls inside
+    `tf.data` or a `tf.function` run the same split in RE2 and give the same
+    ids, except that RE2's Unicode tables are older (letters and digits
+    added in recent Unicode versions can split differently) and that text
+    containing the noncharacter U+FDD0, used as an internal marker, loses
+    it. Special tokens (`unsplittable_tokens`) are split off first, as in
+    Hugging Face `tokenizers`.
+
+    Args:
+        vocabulary: dict mapping tokens to ids, or a path to a json file.
+        merges: list of merge rules `"a b"`, or a path to a merges file.
+        pre_tokenizer: `"gpt2"`, `"gpt2-digits"` or `"llama3"`.
+        bos_token: the start token.
+        eos_token: the end token.
+        pad_token: the padding token; `None` pads with `eos_token`. Note
+            that keras-hub's `generate()` stops at once when the padding
+            token is one of its stop tokens (`eos_token`, `eot_token`):
+            `load_gguf` picks another one.
+        eot_token: `None`, or a second token that also ends generation (e.g.
+            Llama 3's `"<|eot_id|>"`).
+        unsplittable_tokens: tokens kept whole in the text (the GGUF's
+            control and user-defined tokens); defaults to the ones above.
+        **kwargs: passed to `keras_hub.tokenizers.BytePairTokenizer`.
+
+    Example:
+
+    >>> vocabulary = {"<|endoftext|>": 0, "a": 1, "b": 2, "ab": 3, "Ġ": 4}
+    >>> tokenizer = GGUFBytePairTokenizer(
+    ...     vocabulary, ["a b"], bos_token="<|endoftext|>",
+    ...     eos_token="<|endoftext|>")
+    >>> tokenizer("ab ba<|endoftext|>").tolist()
+    [3, 4, 2, 1, 0]
+    """
+
+    backbone_cls = GGUFLlamaBackbone
+
+    def __init__(
+        self,
+        vocabulary=None,
+        merges=None,
+        pre_tokenizer="gpt2",
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token=None,
+        eot_token=None,
+        **kwargs,
+    ):
+        if pre_tokenizer not in _PRE_TOKENIZER_FAMILIES:
+            raise ValueError(
+                "`pre_tokenizer` must be one of "
+                f"{sorted(_PRE_TOKENIZER_FAMILIES)}. "
+                f"Received: pre_tokenizer={pre_tokenizer!r}"
+            )
+        if kwargs.get("add_prefix_space"):
+            raise ValueError("`add_prefix_space=True` is not supported.")
+        self.pre_tokenizer = pre_tokenizer
+        self._add_special_token(bos_token, "start_token")
+        self._add_special_token(eos_token, "end_token")
+        self._add_special_token(
+            eos_token if pad_token is None else pad_token, "pad_token"
+        )
+        self.eot_token = eot_token
+        if eot_token is not None:
+            # `CausalLM.generate()` also stops on `end_token2_id`.
+            self._add_special_token(eot_token, "end_token2")
+        super().__init__(vocabulary=vocabulary, merges=merges, **kwargs)
+
+    def _family(self):
+        return _PRE_TOKENIZER_FAMILIES[self.pre_tokenizer]
+
+    # --- Eager path: Hugging Face `tokenizers`. ---
+
+    def _set_vocabulary_and_merges_tokenizers(self, vocabulary, merges):
+        from tokenizers import Regex
+        from tokenizers import pre_tokenizers
+
+        super()._set_vocabulary_and_merges_tokenizers(vocabulary, merges)
+        family = self._family()
+        steps = []
+        if family.digits:
+            steps.append(pre_tokenizers.Digits(individual_digits=True))
+        steps.append(
+            pre_tokenizers.Split(Regex(family.split), behavior="isolated")
+        )
+        steps.append(
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+        )
+        self._tokenizer.pre_tokenizer = pre_tokenizers.Sequence(steps)
+        self._tokenizer.model.ignore_merges = family.ignore_merges
+
+    # --- TensorFlow path (`tf.data`, `tf.function`). ---
+
+    def _split_words_tf(self, inputs):
+        """Split a batch of strings into a ragged batch of words."""
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        family = self._family()
+        pieces = tf.RaggedTensor.from_tensor(tf.expand_dims(inputs, 1))
+        flat = pieces.flat_values
+        is_special = tf.zeros_like(flat, dtype=tf.bool)
+        if self.unsplittable_tokens:
+            # Longest first: RE2 takes the first alternative that matches.
+            tokens = sorted(set(self.unsplittable_tokens), key=len)[::-1]
+            special = "|".join(re.escape(t) for t in tokens)
+            pieces = tf_text.regex_split(pieces, special, special)
+            pieces = pieces.merge_dims(1, 2)
+            flat = pieces.flat_values
+            is_special = tf.strings.regex_full_match(flat, special)
+        # Each piece that is not a special token is split on its own.
+        texts = tf.where(is_special, "", flat)
+        if family.digits:
+            texts = tf_text.regex_split(texts, r"\p{N}", r"\p{N}")
+        texts = tf.ragged.map_flat_values(
+            tf.strings.regex_replace, texts, family.mark, r"\1" + _MARK + r"\2"
+        )
+        words = tf_text.regex_split(texts, family.split_tf, family.split_tf)
+        if family.digits:
+            words = words.merge_dims(1, 2)
+        words = tf.ragged.map_flat_values(
+            tf.strings.regex_replace, words, _MARK, ""
+        )
+        specials = tf.RaggedTensor.from_row_lengths(
+            tf.boolean_mask(flat, is_special),
+            tf.cast(is_special, "int64"),
+        )
+        # A row holds either the words of a piece or one special token.
+        words = tf.concat([words, specials], axis=1)
+        words = tf.RaggedTensor.from_row_splits(words, pieces.row_splits)
+        return words.merge_dims(1, 2)
+
+    def _bpe_merge_and_update_cache_tf(self, tokens):
+        if not self._family().ignore_merges:
+            return super()._bpe_merge_and_update_cache_tf(tokens)
+        import tensorflow as tf
+
+        symbols = self.byte2unicode.lookup(tf.strings.bytes_split(tokens))
+        whole = tf.strings.reduce_join(symbols, axis=1)
+        merged = tf.strings.reduce_join(
+            self._bpe_merge_tf(symbols), axis=1, separator=" "
+        )
+        in_vocabulary = self.token_to_id_map.lookup(whole) != -1
+        self.cache.insert(tokens, tf.where(in_vocabulary, whole, merged))
+
+    @preprocessing_function
+    def _tokenize_tf(self, inputs):
+        # keras-hub's `BytePairTokenizer._tokenize_tf`, with our word split.
+        import tensorflow as tf
+
+        self._maybe_initialized_tf()
+        inputs = tf.convert_to_tensor(inputs)
+        unbatched = inputs.shape.rank == 0
+        if unbatched:
+            inputs = tf.expand_dims(inputs, 0)
+        if inputs.shape.rank > 1:
+            raise ValueError(
+                "`tokenize()` inputs should be a string, list of strings, or "
+                f"string tensor with rank < 2. Received: {inputs}"
+            )
+        raw_tokens = self._split_words_tf(inputs)
+        token_row_splits = raw_tokens.row_splits
+        flat_tokens = raw_tokens.flat_values
+
+        cache_lookup = self.cache.lookup(flat_tokens)
+        cache_mask = cache_lookup == ""
+        has_unseen_words = tf.math.reduce_any(
+            (cache_lookup == "") & (flat_tokens != "")
+        )
+
+        def process_unseen_tokens():
+            unseen_tokens = tf.boolean_mask(flat_tokens, cache_mask)
+            self._bpe_merge_and_update_cache_tf(unseen_tokens)
+            return self.cache.lookup(flat_tokens)
+
+        tokenized_words = tf.cond(
+            has_unseen_words, process_unseen_tokens, lambda: cache_lookup
+        )
+        tokens = tf.strings.split(tokenized_words, sep=" ")
+        if self.compute_dtype != tf.string:
+            tokens = self.token_to_id_map.lookup(tokens)
+        tokens = tf.RaggedTensor.from_row_splits(
+            tokens.flat_values,
+            tf.gather(tokens.row_splits, token_row_splits),
+        )
+        if self.sequence_length:
+            output_shape = tokens.shape.as_list()
+            output_shape[-1] = self.sequence_length
+            tokens = tokens.to_tensor(
+                default_value=self.pad_token_id, shape=output_shape
+            )
+        if unbatched:
+            tokens = tf.squeeze(tokens, 0)
+            tf.ensure_shape(tokens, shape=[self.sequence_length])
+        return tokens
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "pre_tokenizer": self.pre_tokenizer,
+                "bos_token": self.start_token,
+                "eos_token": self.end_token,
+                "pad_token": self.pad_token,
+                "eot_token": self.eot_token,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_textdiff")
+class GGUFLlamaCausalLMPreprocessor(
+    keras_hub.models.Llama3CausalLMPreprocessor
+):
+    """`Llama3CausalLMPreprocessor` for a `GGUFBytePairTokenizer`.
+
+    Unlike keras-hub 0.32's, `generate_preprocess()` (the prompts of
+    `generate()`) honours `add_start_token=False`: SmolLM2, for one, is not
+    prompted with a start token.
+    """
+
+    backbone_cls = GGUFLlamaBackbone
+    tokenizer_cls = GGUFBytePairTokenizer
+
+    def _generate_preprocess_python(self, x, sequence_length=None):
+        if not self.built:
+            self.build(None)
+        token_ids, padding_mask = self.packer(
+            self.tokenizer(x),
+            sequence_length=sequence_length,
+            add_start_value=self.add_start_token,
+            add_end_value=False,
+        )
+        return {"token_ids": token_ids, "padding_mask": padding_mask}
+
+
+@keras.saving.register_keras_serializable(package="keras_textdiff")
+class GGUFLlamaCausalLM(keras_hub.models.Llama3CausalLM):
+    """`Llama3CausalLM` for a `GGUFLlamaBackbone`; made by `load_gguf`."""
+
+    backbone_cls = GGUFLlamaBackbone
+    preprocessor_cls = GGUFLlamaCausalLMPreprocessor
+
+
+# ---------------------------------------------------------------------------
+# Reading the file.
+# ---------------------------------------------------------------------------
+
+_REQUIRED = object()
+
+
+def _open(path):
+    """Return a `gguf.GGUFReader` for `path`, or raise a clear error."""
+    import gguf
+
+    if not os.path.exists(path):
+        raise ValueError(
+            f"GGUF file not found: '{path}'. Check the path (the current "
+            f"directory is '{os.getcwd()}')."
+        )
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"'{path}' is not a file. Pass the path of a .gguf file."
+        )
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise ValueError(
+            f"'{path}' is not a GGUF file: it does not start with the bytes "
+            f"b'GGUF' (it starts with {magic!r}). Pass a file written by "
+            "llama.cpp's convert_hf_to_gguf.py (or `gguf.GGUFWriter`)."
+        )
+    try:
+        reader = gguf.GGUFReader(path, "r")
+    except Exception as e:
+        raise ValueError(
+            f"'{path}' is a corrupt or truncated GGUF file and cannot be read "
+            f"({type(e).__name__}: {e}). Download or convert it again."
+        ) from e
+    # The reader maps the file lazily; a file cut inside the tensor data can
+    # leave some tensors short instead of failing.
+    for tensor in reader.tensors:
+        block_size, type_size = gguf.GGML_QUANT_SIZES.get(
+            tensor.tensor_type, (1, tensor.data.itemsize)
+        )
+        expected = int(tensor.n_elements) // block_size * type_size
+        if tensor.data.nbytes != expected:
+            raise ValueError(
+                f"'{path}' is truncated or corrupt: tensor '{tensor.name}' "
+                f"has {tensor.data.nbytes} bytes of data instead of "
+                f"{expected}. Download or convert it again."
+            )
+    return reader
+
+
+def _metadata(reader, path, key, default=_REQUIRED):
+    field = reader.fields.get(key)
+    if field is None:
+        if default is _REQUIRED:
+            raise ValueError(
+                f"'{path}' has no metadata key '{key}', which a GGUF Llama "
+                "model needs. The file is incomplete or not a llama.cpp "
+                "model file; convert it again with llama.cpp."
+            )
+        return default
+    return field.contents()
+
+
+def _single(value, key, path):
+    """A per-model value; some files store one per layer."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        values = set(np.asarray(value).tolist())
+        if len(values) != 1:
+            raise ValueError(
+                f"'{path}' has a different '{key}' for each layer "
+                f"({sorted(values)}); keras-hub's LlamaBackbone needs one "
+                "value for all layers."
+            )
+        value = values.pop()
+    return value
+
+
+def _backbone_config(reader, path):
+    def get(key, default=_REQUIRED):
+        return _metadata(reader, path, f"llama.{key}", default)
+
+    num_layers = int(get("block_count"))
+    hidden_dim = int(get("embedding_length"))
+    num_heads = int(_single(get("attention.head_count"), "head_count", path))
+    num_kv_heads = int(
+        _single(
+            get("attention.head_count_kv", num_heads), "head_count_kv", path
+        )
+    )
+    intermediate_dim = int(
+        _single(get("feed_forward_length"), "feed_forward_length", path)
+    )
+    if hidden_dim % num_heads or num_heads % num_kv_heads:
+        raise ValueError(
+            f"'{path}' has embedding_length={hidden_dim}, "
+            f"head_count={num_heads} and head_count_kv={num_kv_heads}; "
+            "LlamaBackbone needs head_count to divide embedding_length and "
+            "head_count_kv to divide head_count."
+        )
+    head_dim = hidden_dim // num_heads
+    for key in ("attention.key_length", "attention.value_length"):
+        if int(get(key, head_dim)) != head_dim:
+            raise ValueError(
+                f"'{path}' has llama.{key}={get(key)}, not "
+                f"embedding_length / head_count = {head_dim}; keras-hub's "
+                "LlamaBackbone does not support a separate head size."
+            )
+    rotary_dim = int(get("rope.dimension_count", head_dim))
+    if rotary_dim != head_dim:
+        raise ValueError(
+            f"'{path}' applies rotary embeddings to {rotary_dim} of "
+            f"{head_dim} dimensions per head (llama.rope.dimension_count); "
+            "keras-hub's LlamaBackbone rotates them all."
+        )
+    if int(get("expert_count", 0)) > 0:
+        raise ValueError(
+            f"'{path}' is a mixture-of-experts model (llama.expert_count="
+            f"{get('expert_count')}, e.g. Mixtral), which this importer "
+            "does not support: it imports dense Llama models."
+        )
+    scaling_factor = 1.0
+    scaling = get("rope.scaling.type", "none")
+    if scaling == "linear":
+        scaling_factor = float(get("rope.scaling.factor"))
+    elif scaling != "none":
+        raise ValueError(
+            f"'{path}' uses '{scaling}' RoPE scaling "
+            "(llama.rope.scaling.type); only 'none' and 'linear' are "
+            "supported."
+        )
+    context_length = get("context_length", None)
+    return {
+        "num_layers": num_layers,
+        "num_query_heads": num_heads,
+        "num_key_value_heads": num_kv_heads,
+        "hidden_dim": hidden_dim,
+        "intermediate_dim": intermediate_dim,
+        "rope_max_wavelength": float(get("rope.freq_base", 10000.0)),
+        "rope_position_scaling_factor": scaling_factor,
+        "layer_norm_epsilon": float(
+            get("attention.layer_norm_rms_epsilon", 1e-5)
+        ),
+        "max_sequence_length": (
+            None if context_length is None else int(context_length)
+        ),
+    }
+
+
+def _tokenizer(reader, path):
+    """Build a `GGUFBytePairTokenizer` from the file's tokenizer metadata."""
+
+    def get(key, default=_REQUIRED):
+        return _metadata(reader, path, f"tokenizer.ggml.{key}", default)
+
+    model = get("model")
+    if model != "gpt2":
+        kind = {"llama": "SentencePiece"}.get(model, "")
+        raise ValueError(
+            f"'{path}' has a {kind + ' ' if kind else ''}tokenizer of type "
+            f"'{model}' (tokenizer.ggml.model); only byte-level BPE "
+            "tokenizers ('gpt2': Llama 3, SmolLM, SmolLM2, ...) are "
+            "supported, not Llama 1/2's SentencePiece ('llama')."
+        )
+    pre = get("pre", None)
+    if pre not in SUPPORTED_PRE_TOKENIZERS:
+        raise ValueError(
+            f"'{path}' has the pre-tokenizer {pre!r} (tokenizer.ggml.pre), "
+            "which this importer does not support. Supported: "
+            f"{', '.join(sorted(SUPPORTED_PRE_TOKENIZERS))}. A file without "
+            "one was written by an old llama.cpp: convert it again."
+        )
+    family = SUPPORTED_PRE_TOKENIZERS[pre]
+    tokens = list(get("tokens"))
+    token_types = get("token_type", None)
+    if token_types is None:
+        token_types = [1] * len(tokens)
+    # Tokens are stored in GPT-2's byte alphabet ("Ġthe"), except some added
+    # ones with other characters (e.g. a token of real spaces): respell
+    # those, as Hugging Face transformers' GGUF loader does.
+    spelled = [set(t) <= _ALPHABET for t in tokens]
+    tokens = [
+        t if ok else "".join(_BYTE_TO_CHAR[b] for b in t.encode("utf-8"))
+        for t, ok in zip(tokens, spelled)
+    ]
+    vocabulary = {token: i for i, token in enumerate(tokens)}
+    merges = list(get("merges"))
+    unsplittable = []
+    for token, token_type, ok in zip(tokens, token_types, spelled):
+        # 3 is a control token (e.g. "<|im_end|>"), 4 a user-defined one;
+        # both are kept whole in the text, unless respelled (as in
+        # transformers).
+        if token_type in (3, 4) and ok and token not in unsplittable:
+            unsplittable.append(token)
+
+    def token(key):
+        index = get(f"{key}_token_id", None)
+        return None if index is None else tokens[int(index)]
+
+    eos = token("eos") or (
+        "<|endoftext|>" if "<|endoftext|>" in vocabulary else None
+    )
+    if eos is None:
+        raise ValueError(
+            f"'{path}' names no end-of-text token "
+            "(tokenizer.ggml.eos_token_id); a keras-hub CausalLM needs one."
+        )
+    eot = token("eot")
+    eot = None if eot == eos else eot
+    # keras-hub's `generate()` takes a padding token that is also a stop
+    # token for a generated one and stops at once, and GGUF files often pad
+    # with the end token (SmolLM2 does). Padding is masked out anyway, so
+    # pad with the unknown token, or the first token, instead.
+    pad = token("padding")
+    if pad in (None, eos, eot):
+        candidates = [token("unknown")] + tokens
+        pad = next(t for t in candidates if t not in (None, eos, eot))
+    tokenizer = GGUFBytePairTokenizer(
+        vocabulary=vocabulary,
+        merges=merges,
+        pre_tokenizer=family,
+        bos_token=token("bos") or eos,
+        eos_token=eos,
+        pad_token=pad,
+        eot_token=eot,
+        unsplittable_tokens=unsplittable,
+    )
+    # llama.cpp's default where the file does not say: BOS for Llama 3.
+    add_bos = bool(get("add_bos_token", family == "llama3"))
+    return tokenizer, add_bos
+
+
+def _check_quantizations(reader, path):
+    for tensor in reader.tensors:
+        name = tensor.tensor_type.name
+        if name not in SUPPORTED_QUANTIZATIONS:
+            raise ValueError(
+                f"'{path}' stores tensor '{tensor.name}' as {name}, a "
+                "quantization this importer does not support. Supported: "
+                f"{', '.join(SUPPORTED_QUANTIZATIONS)}. Convert the model "
+                "with one of those (e.g. llama.cpp's llama-quantize with "
+                "Q8_0 or Q4_K_M, or an F16 file)."
+            )
+
+
+def _unpermute(weight, num_heads):
+    """Undo llama.cpp's permutation of a query or key projection.
+
+    For each head, Hugging Face's rotary embedding pairs dimension `i` with
+    `i + head_dim / 2` (`rotate_half`), GGML's pairs `2 i` with `2 i + 1`.
+    llama.cpp's converter reorders the rows of each head from
+    `(2, head_dim / 2)` to `(head_dim / 2, 2)`; this reorders them back.
+    """
+    rows, columns = weight.shape
+    weight = weight.reshape(num_heads, rows // num_heads // 2, 2, columns)
+    return weight.swapaxes(1, 2).reshape(rows, columns)
+
+
+def _load_weights(backbone, reader, path):
+    from gguf.quants import dequantize
+
+    tensors = {tensor.name: tensor for tensor in reader.tensors}
+    tied = "output.weight" not in tensors
+    expected = {"token_embd.weight", "output_norm.weight"}
+    if not tied:
+        expected.add("output.weight")
+    suffixes = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output"]
+    suffixes += ["ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]
+    for i in range(backbone.num_layers):
+        expected.update(f"blk.{i}.{s}.weight" for s in suffixes)
+    unexpected = sorted(set(tensors) - expected)
+    if "rope_freqs.weight" in unexpected:
+        raise ValueError(
+            f"'{path}' has per-frequency RoPE factors (tensor "
+            "'rope_freqs.weight', Llama 3.1+ RoPE scaling), which this "
+            "importer does not support."
+        )
+    if unexpected:
+        raise ValueError(
+            f"'{path}' has tensors that the Llama models of this importer "
+            f"do not have: {unexpected[:8]}"
+            f"{' ...' if len(unexpected) > 8 else ''} (biases, extra norms "
+            "or another architecture under the name 'llama'); they cannot "
+            "be imported."
+        )
+    missing = sorted(expected - set(tensors))
+    if missing:
+        raise ValueError(
+            f"'{path}' lacks tensors of a Llama model with "
+            f"{backbone.num_layers} layers: {missing[:8]}"
+            f"{' ...' if len(missing) > 8 else ''}. The file is incomplete."
+        )
+
+    hidden = backbone.hidden_dim
+    heads = backbone.num_query_heads
+    kv_heads = backbone.num_key_value_heads
+    head_dim = hidden // heads
+
+    def read(name, shape):
+        """The tensor as float32, in Hugging Face's (out, in) layout."""
+        tensor = tensors[name]
+        weight = dequantize(tensor.data, tensor.tensor_type)
+        weight = np.asarray(weight, dtype="float32").reshape(
+            [int(n) for n in reversed(tensor.shape)]
+        )
+        if weight.shape != tuple(shape):
+            raise ValueError(
+                f"'{path}': tensor '{name}' has shape {weight.shape}, "
+                f"expected {tuple(shape)} from the model's metadata. The "
+                "file is inconsistent."
+            )
+        return weight
+
+    embedding = backbone.token_embedding
+    vocabulary_size = backbone.vocabulary_size
+    embedding.embeddings.assign(
+        read("token_embd.weight", (vocabulary_size, hidden))
+    )
+    if not tied:
+        weight = read("output.weight", (vocabulary_size, hidden))
+        embedding.reverse_embeddings.assign(weight.T)
+    for i in range(backbone.num_layers):
+        layer = backbone.transformer_layers[i]
+        attention = layer._self_attention_layer
+
+        def get(suffix, shape):
+            return read(f"blk.{i}.{suffix}.weight", shape)
+
+        layer._self_attention_layernorm.scale.assign(
+            get("attn_norm", (hidden,))
+        )
+        layer._feedforward_layernorm.scale.assign(get("ffn_norm", (hidden,)))
+        q = _unpermute(get("attn_q", (heads * head_dim, hidden)), heads)
+        k = _unpermute(get("attn_k", (kv_heads * head_dim, hidden)), kv_heads)
+        v = get("attn_v", (kv_heads * head_dim, hidden))
+        o = get("attn_output", (hidden, heads * head_dim))
+        # keras-hub's kernels are (in, heads, head_dim) and
+        # (heads, head_dim, out); Hugging Face's weights are (out, in).
+        attention._query_dense.kernel.assign(
+            q.T.reshape(hidden, heads, head_dim)
+        )
+        attention._key_dense.kernel.assign(
+            k.T.reshape(hidden, kv_heads, head_dim)
+        )
+        attention._value_dense.kernel.assign(
+            v.T.reshape(hidden, kv_heads, head_dim)
+        )
+        attention._output_dense.kernel.assign(
+            o.T.reshape(heads, head_dim, hidden)
+        )
+        intermediate = backbone.intermediate_dim
+        layer._feedforward_gate_dense.kernel.assign(
+            get("ffn_gate", (intermediate, hidden)).T
+        )
+        layer._feedforward_intermediate_dense.kernel.assign(
+            get("ffn_up", (intermediate, hidden)).T
+        )
+        layer._feedforward_output_dense.kernel.assign(
+            get("ffn_down", (hidden, intermediate)).T
+        )
+    backbone.get_layer("sequence_output_layernorm").scale.assign(
+        read("output_norm.weight", (hidden,))
+    )
+
+
+# ---------------------------------------------------------------------------
+# Public API.
+# ---------------------------------------------------------------------------
+
+
+def load_gguf(path, dtype="float32"):
+    """Load a GGUF Llama checkpoint as a keras-hub `CausalLM`.
+
+    Reads the hyperparameters, the tokenizer and the weights of a GGUF file
+    of the `llama` architecture with a byte-level BPE tokenizer (Llama 3,
+    SmolLM, SmolLM2, ...) and builds a `GGUFLlamaCausalLM` (a
+    `keras_hub.models.Llama3CausalLM`) with a `GGUFLlamaBackbone` and a
+    `GGUFLlamaCausalLMPreprocessor`, whose `sequence_length` (the default
+    `max_length` of `generate()`) is the trained context length, at most
+    1024. Quantized weights are dequantized (see
+    `SUPPORTED_QUANTIZATIONS`).
+
+    Args:
+        path: path of the `.gguf` file.
+        dtype: the dtype of the model's weights and computations, e.g.
+            `"float32"` (default) or `"bfloat16"`.
+
+    Returns:
+        A `GGUFLlamaCausalLM`.
+
+    Raises:
+        ValueError: the file is missing, is not a GGUF file, is corrupt or
+            truncated, or holds a model or quantization this importer does
+            not support; the message says which.
+
+    Example:
+
+    >>> causal_lm = load_gguf("SmolLM2-135M-Instruct.Q4_1.gguf")
+    >>> causal_lm.compile(sampler="greedy")
+    >>> causal_lm.generate("The capital of France is", max_length=16)
+    'The capital of France is Paris.\\n\\nThe answer is: 20'
+
+    `max_length` counts the prompt's tokens (5 here). keras-hub's default
+    sampler is top-k sampling, hence `compile(sampler="greedy")`.
+    """
+    path = os.fspath(path)
+    dtype_policy = keras.dtype_policies.get(dtype)  # Raises on a bad dtype.
+    reader = _open(path)
+    architecture = _metadata(reader, path, "general.architecture")
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise ValueError(
+            f"'{path}' holds a model of architecture '{architecture}' "
+            "(general.architecture); supported: "
+            f"{', '.join(SUPPORTED_ARCHITECTURES)}."
+        )
+    config = _backbone_config(reader, path)
+    _check_quantizations(reader, path)
+    tokenizer, add_bos = _tokenizer(reader, path)
+    embedding = next(
+        (t for t in reader.tensors if t.name == "token_embd.weight"), None
+    )
+    if embedding is None:
+        raise ValueError(
+            f"'{path}' has no tensor 'token_embd.weight'. The file is "
+            "incomplete."
+        )
+    backbone = GGUFLlamaBackbone(
+        vocabulary_size=int(embedding.shape[-1]),
+        tie_word_embeddings=not any(
+            t.name == "output.weight" for t in reader.tensors
+        ),
+        dtype=dtype_policy,
+        **config,
+    )
+    _load_weights(backbone, reader, path)
+    context_length = config["max_sequence_length"] or 1024
+    preprocessor = GGUFLlamaCausalLMPreprocessor(
+        tokenizer=tokenizer,
+        sequence_length=min(context_length, 1024),
+        add_start_token=add_bos,
+    )
+    return GGUFLlamaCausalLM(backbone=backbone, preprocessor=preprocessor)
+
+
+def import_gguf(path, out_dir, dtype="float32", overwrite=False):
+    """Convert a GGUF Llama checkpoint into a local keras-hub preset.
+
+    Loads the file with `load_gguf` and saves the `CausalLM` (backbone,
+    tokenizer, preprocessor and weights) with `save_to_preset`. The preset
+    is written to a temporary directory next to `out_dir` and renamed to
+    `out_dir` when complete, so `out_dir` never holds a partial preset: on
+    any error it is left as it was (absent, empty, or, with `overwrite`, with
+    its previous contents).
+
+    The preset reloads with `keras_hub.models.CausalLM.from_preset(out_dir)`
+    (or `Backbone`, `Tokenizer`, ... `.from_preset`) in a program that has
+    imported `keras_textdiff.checkpoints`, which registers its classes.
+
+    Args:
+        path: path of the `.gguf` file.
+        out_dir: the preset directory to create. It must not exist or be
+            empty, unless `overwrite=True`.
+        dtype: the dtype of the saved weights, e.g. `"float32"` (default)
+            or `"bfloat16"`.
+        overwrite: bool. Whether to replace a non-empty `out_dir`.
+
+    Returns:
+        `out_dir`, as an absolute path.
+
+    Raises:
+        ValueError: as `load_gguf`, or `out_dir` is not empty (without
+            `overwrite`) or is a file.
+
+    Example:
+
+    >>> import_gguf("SmolLM2-135M-Instruct.Q4_1.gguf", "presets/smollm2")
+    '/home/me/presets/smollm2'
+    >>> causal_lm = keras_hub.models.CausalLM.from_preset("presets/smollm2")
+    """
+    check_output_dir(out_dir, overwrite)  # Before the slow part.
+    causal_lm = load_gguf(path, dtype=dtype)
+    return save_preset(causal_lm, out_dir, overwrite=overwrite)
