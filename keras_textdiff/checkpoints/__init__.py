@@ -7,11 +7,11 @@ package registers the classes those presets use, so that
 """
 
 from keras_textdiff.checkpoints.gguf import SUPPORTED_ARCHITECTURES
-from keras_textdiff.checkpoints.gguf import SUPPORTED_PRE_TOKENIZERS
 from keras_textdiff.checkpoints.gguf import SUPPORTED_QUANTIZATIONS
-from keras_textdiff.checkpoints.gguf import GGUFBytePairTokenizer
 from keras_textdiff.checkpoints.gguf import GGUFLlamaBackbone
 from keras_textdiff.checkpoints.gguf import GGUFLlamaCausalLM
 from keras_textdiff.checkpoints.gguf import GGUFLlamaCausalLMPreprocessor
 from keras_textdiff.checkpoints.gguf import import_gguf
+from keras_textdiff.checkpoints.gguf_tokenizer import SUPPORTED_PRE_TOKENIZERS
+from keras_textdiff.checkpoints.gguf_tokenizer import GGUFBytePairTokenizer
 from keras_textdiff.checkpoints.gguf import load_gguf
