@@ -107,6 +107,33 @@ class DiffusionPreprocessor(Preprocessor):
         start = getattr(self.tokenizer, "start_token_id", None)
         return [start] if self.add_start_token and start is not None else []
 
+    def fitting_pairs(self, pairs):
+        """The `{"prefix", "target"}` pairs that fit `sequence_length` whole.
+
+        Packing refuses pairs that do not fit (nothing is cut silently);
+        use this to filter a corpus first. Pairs with an empty prefix are
+        dropped too.
+
+        Example:
+        ```python
+        pairs = preprocessor.fitting_pairs(pairs)
+        model.fit({"prefix": [p["prefix"] for p in pairs],
+                   "target": [p["target"] for p in pairs]})
+        ```
+        """
+        pairs = list(pairs)
+        if not pairs:
+            return []
+        # start + prefix + end + target + end
+        room = self.sequence_length - len(self._start_ids()) - 2
+        prefix = self.tokenizer([p["prefix"] for p in pairs])
+        target = self.tokenizer([p["target"] for p in pairs])
+        return [
+            p
+            for p, a, b in zip(pairs, prefix, target)
+            if len(a) + len(b) <= room and len(a) > 0
+        ]
+
     def _tokenize(self, strings):
         return _to_ragged(self.tokenizer(strings))
 

@@ -71,19 +71,6 @@ def _continuations(texts, max_chars, limit, seed):
     return pairs[:limit]
 
 
-def _fitting_pairs(pairs, preprocessor):
-    """Keep the (prefix, target) pairs whose packed length fits."""
-    tokenizer = preprocessor.tokenizer
-    room = preprocessor.sequence_length - 3  # start, separator, end
-    prefix = tokenizer([p["prefix"] for p in pairs])
-    target = tokenizer([p["target"] for p in pairs])
-    return [
-        p
-        for p, a, b in zip(pairs, prefix, target)
-        if len(a) + len(b) <= room and len(a) > 0
-    ]
-
-
 def run_quickstart(
     output_dir="textdiff_runs/quickstart",
     size="tiny",
@@ -135,13 +122,12 @@ def run_quickstart(
             break
     tokenizer = train_byte_pair_tokenizer(corpus, vocabulary_size=vocabulary_size)
     preprocessor = DiffusionPreprocessor(tokenizer, sequence_length, seed=seed)
-    functions = _fitting_pairs(train["functions"], preprocessor)
-    continuations = _fitting_pairs(
-        _continuations(texts, 3 * sequence_length, len(functions), seed),
-        preprocessor,
+    functions = preprocessor.fitting_pairs(train["functions"])
+    continuations = preprocessor.fitting_pairs(
+        _continuations(texts, 3 * sequence_length, len(functions), seed)
     )
     train_pairs = functions + continuations
-    validation_pairs = _fitting_pairs(validation["functions"], preprocessor)
+    validation_pairs = preprocessor.fitting_pairs(validation["functions"])
     print(
         f"    {len(functions)} functions (signature -> body) and "
         f"{len(continuations)} line continuations to train on, "

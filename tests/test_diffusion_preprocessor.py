@@ -88,3 +88,19 @@ def test_bad_input(call, match):
     pre = DiffusionPreprocessor(letter_tokenizer(), sequence_length=10)
     with pytest.raises(ValueError, match=match):
         call(pre)
+
+
+def test_fitting_pairs_keeps_exactly_what_packs():
+    pre = DiffusionPreprocessor(letter_tokenizer(), sequence_length=10)
+    # Letters are one token each; the layout adds 3 (start, end, end).
+    pairs = [
+        {"prefix": "abc", "target": "defg"},  # 3 + 4 + 3 = 10: fits
+        {"prefix": "abc", "target": "defgh"},  # 11: too long
+        {"prefix": "", "target": "abc"},  # no prefix
+    ]
+    kept = pre.fitting_pairs(pairs)
+    assert kept == pairs[:1]
+    pre({"prefix": [kept[0]["prefix"]], "target": [kept[0]["target"]]})
+    with pytest.raises(ValueError, match="does not fit"):
+        pre({"prefix": ["abc"], "target": ["defgh"]})
+    assert pre.fitting_pairs([]) == []

@@ -42,6 +42,7 @@ the models' own tokenizers.
 """
 
 import os
+
 import keras
 import keras_hub
 import numpy as np
@@ -50,7 +51,6 @@ from keras_textdiff.checkpoints.gguf_tokenizer import _ALPHABET
 from keras_textdiff.checkpoints.gguf_tokenizer import _BYTE_TO_CHAR
 from keras_textdiff.checkpoints.gguf_tokenizer import SUPPORTED_PRE_TOKENIZERS
 from keras_textdiff.checkpoints.gguf_tokenizer import GGUFBytePairTokenizer
-
 from keras_textdiff.presets import check_output_dir
 from keras_textdiff.presets import save_preset
 

@@ -240,21 +240,15 @@ def test_ar2diff_adapt_lowers_the_diffusion_loss(causal_lm, shifted_prediction):
     ).convert(causal_lm)
     model.compile(optimizer=keras.optimizers.AdamW(1e-4, global_clipnorm=1.0))
     train = load_python_stdlib("train")["texts"]
-    held_out = load_python_stdlib("validation")["functions"][:64]
+    held_out = model.preprocessor.fitting_pairs(
+        load_python_stdlib("validation")["functions"][:256]
+    )[:64]
     validation = tf.data.Dataset.from_tensor_slices(
         {
             "prefix": [f["prefix"] for f in held_out],
             "target": [f["target"] for f in held_out],
         }
     ).batch(8)
-
-    def fitting(dataset):  # Keep the pairs that fit in 64 tokens.
-        return dataset.unbatch().filter(
-            lambda x: tf.size(model.preprocessor.tokenizer(x["prefix"]))
-            + tf.size(model.preprocessor.tokenizer(x["target"])) < 60
-        ).batch(8)
-
-    validation = fitting(validation)
     before = model.evaluate(validation, return_dict=True, verbose=0)
     start = time.time()
     adapt(model, train, steps=30, batch_size=4, verbose=0)
