@@ -1,0 +1,231 @@
+"""Resumable training runs: checkpoints every K steps, resume after any stop.
+
+A run lives in one output directory:
+
+- `run_config.json`: the full configuration (and the command line) that
+  reproduces the run. A directory holding another run's configuration is
+  refused, so checkpoints of different runs never mix.
+- `checkpoints/step-XXXXXXXX.npz`: every variable of the model (weights,
+  the step counters and the random-number states of noise and dropout)
+  and of the optimizer. Written to a temporary file and renamed, so a
+  `kill -9` at any moment leaves the last complete checkpoint readable.
+- `logs/`: TensorBoard logs.
+- `metrics.json`: written at the end.
+
+Running the same command again resumes from the last checkpoint: the data
+pipeline is rebuilt and the batches already seen are skipped, so the resumed
+run sees the same batches with the same random draws and ends with the same
+weights as an uninterrupted one.
+"""
+
+import glob
+import json
+import os
+import re
+
+import keras
+import numpy as np
+
+CONFIG_FILE = "run_config.json"
+METRICS_FILE = "metrics.json"
+CHECKPOINT_DIR = "checkpoints"
+_CHECKPOINT = re.compile(r"step-(\d+)\.npz$")
+
+
+def _write_json(path, data):
+    temporary = path + ".tmp"
+    with open(temporary, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(temporary, path)
+
+
+class RunDirectory:
+    """The output directory of one training run (see the module docstring).
+
+    Args:
+        path: the directory; created if needed.
+        config: a JSON-serializable dict, the run's full configuration.
+            Keys in `ignored_keys` may differ on resume (e.g. `"verbose"`).
+        ignored_keys: configuration keys that do not change the result.
+    """
+
+    def __init__(self, path, config, ignored_keys=("verbose",)):
+        self.path = os.path.abspath(path)
+        self.config = dict(config)
+        self.ignored_keys = tuple(ignored_keys)
+        self._claim()
+
+    def _claim(self):
+        config_path = os.path.join(self.path, CONFIG_FILE)
+        if os.path.isfile(config_path):
+            with open(config_path) as f:
+                saved = json.load(f)
+            different = sorted(
+                key
+                for key in set(saved) | set(self.config)
+                if key not in self.ignored_keys
+                and saved.get(key) != self.config.get(key)
+            )
+            if different:
+                details = ", ".join(
+                    f"{k}: {saved.get(k)!r} there, {self.config.get(k)!r} now"
+                    for k in different
+                )
+                raise ValueError(
+                    f"{self.path!r} holds the checkpoints of another run "
+                    f"({details}). Pass a new output directory, or the same "
+                    "arguments as that run to resume it."
+                )
+            return
+        if os.path.isdir(self.path) and os.listdir(self.path):
+            raise ValueError(
+                f"{self.path!r} is not empty and holds no {CONFIG_FILE}: it is "
+                "not a keras_textdiff run. Pass a new or empty directory."
+            )
+        os.makedirs(os.path.join(self.path, CHECKPOINT_DIR), exist_ok=True)
+        _write_json(config_path, self.config)
+
+    # --- checkpoints ---
+
+    def checkpoints(self):
+        """`[(step, path)]` of the complete checkpoints, oldest first."""
+        found = []
+        for path in glob.glob(os.path.join(self.path, CHECKPOINT_DIR, "*.npz")):
+            match = _CHECKPOINT.search(path)
+            if match:
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def save_checkpoint(self, model, step, keep=2):
+        """Save every model and optimizer variable at `step`, atomically."""
+        arrays = {
+            f"model_{i}": keras.ops.convert_to_numpy(v)
+            for i, v in enumerate(model.variables)
+        }
+        arrays.update(
+            {
+                f"optimizer_{i}": keras.ops.convert_to_numpy(v)
+                for i, v in enumerate(model.optimizer.variables)
+            }
+        )
+        path = os.path.join(self.path, CHECKPOINT_DIR, f"step-{step:08d}.npz")
+        temporary = path + ".tmp.npz"
+        np.savez(temporary, **arrays)
+        os.replace(temporary, path)
+        for _, old in self.checkpoints()[:-keep]:
+            os.remove(old)
+        return path
+
+    def restore_latest(self, model):
+        """Load the last checkpoint into `model` (compiled); return its step."""
+        checkpoints = self.checkpoints()
+        if not checkpoints:
+            return 0
+        step, path = checkpoints[-1]
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        try:
+            with np.load(path) as arrays:
+                groups = (("model", model.variables), ("optimizer", model.optimizer.variables))
+                for prefix, variables in groups:
+                    count = sum(1 for key in arrays if key.startswith(prefix + "_"))
+                    if count != len(variables):
+                        raise ValueError(
+                            f"{count} {prefix} variables saved, "
+                            f"{len(variables)} in the model"
+                        )
+                    for i, variable in enumerate(variables):
+                        variable.assign(arrays[f"{prefix}_{i}"])
+        except (OSError, ValueError, KeyError) as error:
+            raise ValueError(
+                f"Checkpoint {path!r} cannot be restored ({error}). It is "
+                "corrupt or from another model; delete it to resume from the "
+                "one before, or start a new output directory."
+            ) from error
+        return step
+
+    def write_metrics(self, metrics):
+        _write_json(os.path.join(self.path, METRICS_FILE), metrics)
+
+
+def train(
+    model,
+    dataset,
+    steps,
+    run,
+    checkpoint_every=100,
+    callbacks=(),
+    verbose="auto",
+):
+    """Train `model` for `steps` steps in `run`, resuming if it can.
+
+    Args:
+        model: a compiled Keras model.
+        dataset: a `tf.data.Dataset` of ready `(x, y)` batches (preprocessed,
+            shuffled with a seed, repeated). It must yield the same batches
+            each time it is iterated, in any process, as
+            `keras_textdiff.data.to_dataset` and `text_dataset` do (their
+            shuffles are stateless). `Dataset.shuffle(seed=...)` does not:
+            it reshuffles for every new iterator, and `fit()` makes more
+            than one.
+        steps: total training steps.
+        run: a `RunDirectory`.
+        checkpoint_every: steps between checkpoints.
+        callbacks: more Keras callbacks.
+        verbose: passed to `fit()` (a progress bar by default).
+
+    Returns:
+        A dict: `"steps"`, `"resumed_from"` and the last logs of `fit()`.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"`steps` must be an int >= 1. Received: {steps!r}")
+    checkpoint_every = max(1, min(int(checkpoint_every), steps))
+    start = run.restore_latest(model)
+    if start >= steps:
+        return {"steps": start, "resumed_from": start}
+    if start:
+        print(f"Resuming {run.path} from step {start}.")
+    # One `fit()`, one pass of one iterator over `dataset` (seeded tf.data
+    # reshuffles differently for each new iterator in a process): epochs are
+    # checkpoint intervals, and a resumed run starts a fresh process's first
+    # iterator past the batches already trained.
+    history = keras.Model.fit(
+        model,
+        dataset.skip(start),
+        steps_per_epoch=checkpoint_every,
+        epochs=-(-steps // checkpoint_every),
+        initial_epoch=start // checkpoint_every,
+        shuffle=False,
+        callbacks=[
+            _Checkpoints(run, steps, checkpoint_every),
+            keras.callbacks.TensorBoard(os.path.join(run.path, "logs")),
+            *callbacks,
+        ],
+        verbose=verbose,
+    )
+    logs = {k: float(v[-1]) for k, v in history.history.items()}
+    return {"steps": steps, "resumed_from": start, **logs}
+
+
+class _Checkpoints(keras.callbacks.Callback):
+    """Save at the end of each interval; stop at exactly `steps`."""
+
+    def __init__(self, run, steps, checkpoint_every):
+        super().__init__()
+        self.run = run
+        self.steps = steps
+        self.checkpoint_every = checkpoint_every
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch * self.checkpoint_every + batch + 1 >= self.steps:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Variables are only in sync with training at epoch ends (on JAX).
+        step = min((epoch + 1) * self.checkpoint_every, self.steps)
+        self.run.save_checkpoint(self.model, step)
