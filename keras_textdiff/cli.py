@@ -121,6 +121,59 @@ def _import_gguf(args):
     print(f"Saved a keras-hub preset to {args.out}")
 
 
+def _finetune(args):
+    from keras_textdiff.recipes import finetune
+
+    result = finetune(
+        args.preset, args.task, args.data, args.out, args.steps,
+        batch_size=args.batch_size, learning_rate=args.learning_rate,
+        checkpoint_every=args.checkpoint_every, seed=args.seed,
+        split=args.split, command=" ".join(["textdiff", *sys.argv[1:]]),
+    )
+    print(
+        f"Fine-tuned {result['steps']} steps on {args.task} "
+        f"(resumed from step {result['resumed_from']}); final loss "
+        f"{result.get('loss', float('nan')):.3f}. Model: {result['preset']}"
+    )
+
+
+def _evaluate(args):
+    import json
+
+    from keras_textdiff.recipes import evaluate_preset
+
+    summary = evaluate_preset(
+        args.preset, args.task, args.data, split=args.split, limit=args.limit,
+        out=args.out, batch_size=args.batch_size, max_length=args.max_length,
+        num_samples=args.num_samples,
+    )
+    print(json.dumps(summary, indent=2))
+
+
+def _generate(args):
+    from keras_textdiff.recipes import is_diffusion
+    from keras_textdiff.recipes import load_model
+
+    model = load_model(args.preset)
+    if is_diffusion(model):
+        outputs = model.generate(
+            args.prompts, max_length=args.max_length, num_steps=args.num_steps,
+            strip_prompt=True,
+        )
+    else:
+        model.compile(sampler="greedy")
+        outputs = model.generate(args.prompts, max_length=args.max_length)
+    for prompt, output in zip(args.prompts, outputs):
+        print(f"{prompt}{output}" if is_diffusion(model) else output)
+        print("-" * 40)
+
+
+def _add_task_flags(parser, split):
+    parser.add_argument("--task", required=True, help="translation, squad, mbpp or humaneval")
+    parser.add_argument("--data", default=None, help="the task's data file or directory")
+    parser.add_argument("--split", default=split)
+
+
 def _add_conversion_flags(parser):
     parser.add_argument(
         "--attention", default="bidirectional", choices=["bidirectional", "prefix"]
@@ -211,6 +264,46 @@ def build_parser():
     gguf.add_argument("--out", required=True, help="output preset directory")
     gguf.add_argument("--overwrite", action="store_true", help="replace --out")
     gguf.set_defaults(run=_import_gguf)
+
+    tune = commands.add_parser(
+        "finetune",
+        help="Fine-tune a diffusion or AR preset on a task (resumable: run "
+        "the same command again after an interruption).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    tune.add_argument("--preset", required=True)
+    _add_task_flags(tune, "train")
+    tune.add_argument("--out", required=True, help="run directory")
+    tune.add_argument("--steps", type=int, required=True)
+    tune.add_argument("--batch-size", type=int, default=8)
+    tune.add_argument("--learning-rate", type=float, default=1e-3, help="constant (the paper)")
+    tune.add_argument("--checkpoint-every", type=int, default=100)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.set_defaults(run=_finetune)
+
+    score = commands.add_parser(
+        "evaluate",
+        help="Score a preset on a task: BLEU/chrF, SQuAD EM/F1 or pass@k.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    score.add_argument("--preset", required=True)
+    _add_task_flags(score, "test")
+    score.add_argument("--limit", type=int, default=None, help="first N examples")
+    score.add_argument("--out", default=None, help="JSON file for metrics and predictions")
+    score.add_argument("--batch-size", type=int, default=8)
+    score.add_argument("--max-length", type=int, default=None)
+    score.add_argument("--num-samples", type=int, default=1)
+    score.set_defaults(run=_evaluate)
+
+    generate = commands.add_parser(
+        "generate", help="Complete prompts with a diffusion or AR preset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    generate.add_argument("--preset", required=True)
+    generate.add_argument("prompts", nargs="+")
+    generate.add_argument("--max-length", type=int, default=None)
+    generate.add_argument("--num-steps", type=int, default=None, help="denoising steps")
+    generate.set_defaults(run=_generate)
     return parser
 
 
