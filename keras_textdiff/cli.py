@@ -46,71 +46,37 @@ def _convert(args):
     )
 
 
-def _is_diffusion_preset(preset):
-    import json
-
-    path = os.path.join(preset, "task.json")
-    if not os.path.isfile(path):
-        return False
-    with open(path) as f:
-        return "DiffusionDecoder" in json.load(f).get("registered_name", "")
-
-
-def read_corpus(corpus):
-    """`"python-stdlib"` (the default), a text file, or a directory of them."""
-    if corpus == "python-stdlib":
-        from keras_textdiff.data.python_stdlib import load_python_stdlib
-
-        return load_python_stdlib("train")["texts"]
-    if os.path.isfile(corpus):
-        paths = [corpus]
-    elif os.path.isdir(corpus):
-        paths = sorted(
-            os.path.join(root, name)
-            for root, _, names in os.walk(corpus)
-            for name in names
-            if name.endswith((".txt", ".py", ".md"))
-        )
-    else:
-        raise ValueError(
-            f"--corpus {corpus!r}: no such file or directory. Pass "
-            "`python-stdlib`, a text file, or a directory of .txt/.py/.md files."
-        )
-    texts = []
-    for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            texts.append(f.read())
-    if not any(t.strip() for t in texts):
-        raise ValueError(f"--corpus {corpus!r} holds no text.")
-    return texts
-
-
 def _adapt(args):
-    import keras
+    from keras_textdiff.recipes import adapt_run
 
-    from keras_textdiff.ar2diff import adapt
-    from keras_textdiff.diffusion_decoder import DiffusionDecoder
-    from keras_textdiff.presets import check_output_dir
-    from keras_textdiff.presets import save_preset
-
-    check_output_dir(args.out, args.overwrite)
-    texts = read_corpus(args.corpus)
-    keras.utils.set_random_seed(args.seed)
-    if os.path.isdir(args.preset) and _is_diffusion_preset(args.preset):
-        model = DiffusionDecoder.from_preset(args.preset)
-    else:
-        model = _converter(args).convert(args.preset)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(args.learning_rate, global_clipnorm=1.0)
+    result = adapt_run(
+        args.preset, args.out, args.steps, corpus=args.corpus,
+        converter=_converter(args), batch_size=args.batch_size,
+        learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
+        seed=args.seed, command=" ".join(["textdiff", *sys.argv[1:]]),
     )
-    history = adapt(
-        model, texts, args.steps, batch_size=args.batch_size, seed=args.seed
-    )
-    save_preset(model, args.out, overwrite=args.overwrite)
     print(
-        f"AR2Diff_{args.steps}: adapted {args.steps} steps on {len(texts)} "
-        f"texts, final loss {history.history['loss'][-1]:.3f}. Saved to "
-        f"{args.out}; fine-tune it with `fit()` on task pairs."
+        f"AR2Diff_{args.steps}: adapted {result['steps']} steps on "
+        f"{result['num_texts']} texts (resumed from step "
+        f"{result['resumed_from']}). Model: {result['preset']}; fine-tune it "
+        "with `textdiff finetune`."
+    )
+
+
+def _pretrain(args):
+    from keras_textdiff.recipes import pretrain
+
+    result = pretrain(
+        args.out, args.steps, objective=args.objective, corpus=args.corpus,
+        size=args.size, sequence_length=args.sequence_length,
+        vocabulary_size=args.vocabulary_size, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
+        seed=args.seed, command=" ".join(["textdiff", *sys.argv[1:]]),
+    )
+    print(
+        f"Pretrained a {args.size} {args.objective} model {result['steps']} "
+        f"steps (resumed from step {result['resumed_from']}). Model: "
+        f"{result['preset']}"
     )
 
 
@@ -244,16 +210,39 @@ def build_parser():
         help="an AR preset (converted first) or a DiffusionDecoder preset",
     )
     adapt.add_argument("--steps", type=int, required=True, help="N, training steps")
-    adapt.add_argument("--out", required=True, help="output preset directory")
+    adapt.add_argument("--out", required=True, help="run directory (the model goes to OUT/preset)")
     adapt.add_argument(
         "--corpus", default="python-stdlib",
         help="`python-stdlib`, a text file, or a directory of .txt/.py/.md files",
     )
     adapt.add_argument("--batch-size", type=int, default=8)
     adapt.add_argument("--learning-rate", type=float, default=1e-3)
+    adapt.add_argument("--checkpoint-every", type=int, default=100)
     adapt.add_argument("--seed", type=int, default=0)
     _add_conversion_flags(adapt)
     adapt.set_defaults(run=_adapt)
+
+    pre = commands.add_parser(
+        "pretrain",
+        help="Pretrain a model from scratch on a text corpus: prefix-LM "
+        "diffusion, or AR for the baseline (resumable).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    pre.add_argument("--out", required=True, help="run directory")
+    pre.add_argument("--steps", type=int, required=True)
+    pre.add_argument("--objective", default="diffusion", choices=["diffusion", "ar"])
+    pre.add_argument(
+        "--corpus", default="python-stdlib",
+        help="`python-stdlib`, a text file, or a directory of .txt/.py/.md files",
+    )
+    pre.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
+    pre.add_argument("--sequence-length", type=int, default=128)
+    pre.add_argument("--vocabulary-size", type=int, default=4096)
+    pre.add_argument("--batch-size", type=int, default=16)
+    pre.add_argument("--learning-rate", type=float, default=1e-3)
+    pre.add_argument("--checkpoint-every", type=int, default=100)
+    pre.add_argument("--seed", type=int, default=0)
+    pre.set_defaults(run=_pretrain)
 
     gguf = commands.add_parser(
         "import-gguf",

@@ -357,3 +357,169 @@ def evaluate_preset(preset, task, data, split="test", limit=None, out=None, **kw
     if out:
         _write_json(os.path.abspath(out), {**summary, "predictions": result["predictions"]})
     return summary
+
+
+def read_corpus(corpus):
+    """`"python-stdlib"` (the default), a text file, or a directory of them."""
+    if corpus == "python-stdlib":
+        from keras_textdiff.data.python_stdlib import load_python_stdlib
+
+        return load_python_stdlib("train")["texts"]
+    if os.path.isfile(corpus):
+        paths = [corpus]
+    elif os.path.isdir(corpus):
+        paths = sorted(
+            os.path.join(root, name)
+            for root, _, names in os.walk(corpus)
+            for name in names
+            if name.endswith((".txt", ".py", ".md"))
+        )
+    else:
+        raise ValueError(
+            f"--corpus {corpus!r}: no such file or directory. Pass "
+            "`python-stdlib`, a text file, or a directory of .txt/.py/.md files."
+        )
+    texts = []
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            texts.append(f.read())
+    if not any(t.strip() for t in texts):
+        raise ValueError(f"--corpus {corpus!r} holds no text.")
+    return texts
+
+
+def _abs(path):
+    return os.path.abspath(path) if path and os.path.exists(path) else path
+
+
+def adapt_run(
+    preset,
+    out_dir,
+    steps,
+    corpus="python-stdlib",
+    converter=None,
+    batch_size=8,
+    learning_rate=1e-3,
+    checkpoint_every=100,
+    seed=0,
+    command=None,
+    verbose="auto",
+):
+    """AR2Diff_N as a resumable run: convert (if needed), train N steps.
+
+    `preset` is an AR preset (converted with `converter`, by default
+    `AR2DiffConverter()`) or a `DiffusionDecoder` preset (trained on).
+    """
+    from keras_textdiff.ar2diff import AR2DiffConverter
+    from keras_textdiff.data import text_dataset
+
+    converter = converter or AR2DiffConverter()
+    config = {
+        "command": "adapt",
+        "preset": _abs(preset),
+        "corpus": _abs(corpus),
+        "steps": steps,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "checkpoint_every": checkpoint_every,
+        "seed": seed,
+        "converter": {
+            k: v for k, v in vars(converter).items() if k != "sampler"
+        },
+        "command_line": command,
+    }
+    texts = read_corpus(corpus)
+    run = RunDirectory(out_dir, config, ignored_keys=("command_line",))
+    keras.utils.set_random_seed(seed)
+    model = load_model(preset)
+    if not is_diffusion(model):
+        model = converter.convert(model)
+    _compile(model, learning_rate)
+    dataset = text_dataset(
+        texts, model.preprocessor, batch_size, seed=seed, repeat=True, verbose=False
+    )
+    result = train(model, dataset, steps, run, checkpoint_every, verbose=verbose)
+    result.update({"preset": _save(model, run), "num_texts": len(texts)})
+    run.write_metrics(result)
+    return result
+
+
+def pretrain(
+    out_dir,
+    steps,
+    objective="diffusion",
+    corpus="python-stdlib",
+    size="tiny",
+    sequence_length=128,
+    vocabulary_size=4096,
+    batch_size=16,
+    learning_rate=1e-3,
+    checkpoint_every=100,
+    seed=0,
+    command=None,
+    verbose="auto",
+):
+    """Pretrain a GPT-2-shaped model from scratch on a corpus; resumable.
+
+    `objective="diffusion"` trains a `DiffusionDecoder` on prefix-LM splits
+    of the corpus (the paper's pretraining); `"ar"` trains a keras-hub
+    `GPT2CausalLM`, the baseline. A byte-level BPE is learned on the corpus
+    first (deterministic, so a resumed run rebuilds the same one).
+    """
+    import keras_hub
+
+    from keras_textdiff.bpe import train_byte_pair_tokenizer
+    from keras_textdiff.data import text_dataset
+    from keras_textdiff.diffusion_decoder import DiffusionDecoder
+    from keras_textdiff.diffusion_preprocessor import DiffusionPreprocessor
+    from keras_textdiff.quickstart import MODEL_SIZES
+
+    if objective not in ("diffusion", "ar"):
+        raise ValueError(f"`objective` must be 'diffusion' or 'ar'. Received: {objective!r}")
+    if size not in MODEL_SIZES:
+        raise ValueError(f"`size` must be one of {sorted(MODEL_SIZES)}. Received: {size!r}")
+    config = {
+        "command": "pretrain",
+        "objective": objective,
+        "corpus": _abs(corpus),
+        "size": size,
+        "sequence_length": sequence_length,
+        "vocabulary_size": vocabulary_size,
+        "steps": steps,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "checkpoint_every": checkpoint_every,
+        "seed": seed,
+        "command_line": command,
+    }
+    texts = read_corpus(corpus)
+    run = RunDirectory(out_dir, config, ignored_keys=("command_line",))
+    keras.utils.set_random_seed(seed)
+    tokenizer = train_byte_pair_tokenizer(texts, vocabulary_size=vocabulary_size)
+    layers, heads, hidden, intermediate = MODEL_SIZES[size]
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=tokenizer.vocabulary_size(),
+        num_layers=layers,
+        num_heads=heads,
+        hidden_dim=hidden,
+        intermediate_dim=intermediate,
+        max_sequence_length=sequence_length,
+        dropout=0.0,
+    )
+    if objective == "diffusion":
+        model = DiffusionDecoder(
+            backbone, DiffusionPreprocessor(tokenizer, sequence_length, seed=seed)
+        )
+    else:
+        model = keras_hub.models.GPT2CausalLM(
+            backbone,
+            keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length),
+        )
+    _compile(model, learning_rate)
+    dataset = text_dataset(
+        texts, model.preprocessor, batch_size, seed=seed, repeat=True, verbose=False
+    )
+    result = train(model, dataset, steps, run, checkpoint_every, verbose=verbose)
+    result.update({"preset": _save(model, run), "num_texts": len(texts)})
+    run.write_metrics(result)
+    return result

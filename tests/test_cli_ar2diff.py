@@ -1,5 +1,6 @@
 """`textdiff convert`, `textdiff adapt` and `textdiff import-gguf`, in-process."""
 
+import json
 import os
 
 import keras
@@ -9,6 +10,7 @@ from keras import ops
 
 import keras_textdiff as ktd
 from keras_textdiff.cli import main
+from keras_textdiff.recipes import load_model
 from tiny_models import tiny_causal_lm
 
 
@@ -63,25 +65,43 @@ def test_adapt_trains_n_steps_then_saves(tmp_path, capsys):
     corpus.mkdir()
     (corpus / "a.txt").write_text("the cat sat on the mat. " * 20)
     (corpus / "b.py").write_text("def add(a, b):\n    return a + b\n" * 10)
-    out = str(tmp_path / "adapted")
-    argv = ["adapt", "--preset", preset, "--steps", "3", "--out", out,
-            "--corpus", str(corpus), "--batch-size", "2"]
+    out = tmp_path / "adapted"
+    argv = ["adapt", "--preset", preset, "--steps", "3", "--out", str(out),
+            "--corpus", str(corpus), "--batch-size", "2", "--shifted-prediction"]
     assert main(argv) == 0
     assert "AR2Diff_3: adapted 3 steps on 2 texts" in capsys.readouterr().out
-    adapted = ktd.DiffusionDecoder.from_preset(out)
+    adapted = ktd.DiffusionDecoder.from_preset(str(out / "preset"))
+    assert adapted.shifted_prediction
+    config = json.loads((out / "run_config.json").read_text())
+    assert config["converter"]["shifted_prediction"] is True
     ar = keras_hub.models.CausalLM.from_preset(preset)
     changed = [not np.array_equal(a, b) for a, b in zip(weights(adapted), weights(ar))]
     assert sum(changed) >= len(changed) // 2
     # Adapting a diffusion preset again continues from it.
-    again = str(tmp_path / "again")
-    assert main(["adapt", "--preset", out, "--steps", "2", "--out", again,
-                 "--corpus", str(corpus / "a.txt"), "--batch-size", "2"]) == 0
-    assert ktd.DiffusionDecoder.from_preset(again).attention == "bidirectional"
+    again = tmp_path / "again"
+    assert main(["adapt", "--preset", str(out / "preset"), "--steps", "2", "--out",
+                 str(again), "--corpus", str(corpus / "a.txt"), "--batch-size", "2"]) == 0
+    assert ktd.DiffusionDecoder.from_preset(str(again / "preset")).shifted_prediction
     # A missing corpus is refused before any work.
     assert main(["adapt", "--preset", preset, "--steps", "1", "--out",
                  str(tmp_path / "x"), "--corpus", str(tmp_path / "none")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_pretrain_diffusion_and_ar(tmp_path, capsys):
+    corpus = tmp_path / "corpus.py"
+    corpus.write_text("def add(a, b):\n    return a + b\n\n" * 30)
+    for objective in ("diffusion", "ar"):
+        out = tmp_path / objective
+        assert main(["pretrain", "--out", str(out), "--steps", "2", "--objective", objective,
+                     "--corpus", str(corpus), "--sequence-length", "32",
+                     "--vocabulary-size", "300", "--batch-size", "2"]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["steps"] == 2 and np.isfinite(metrics["loss"])
+        model = load_model(str(out / "preset"))
+        assert isinstance(model, ktd.DiffusionDecoder) == (objective == "diffusion")
+        assert isinstance(model, keras_hub.models.CausalLM)
 
 
 def test_import_gguf_refuses_a_non_gguf_file(tmp_path, capsys):
