@@ -277,7 +277,7 @@ def adapt(model, texts, steps, batch_size=8, seed=0, callbacks=None, verbose="au
     model.fit(task_pairs, epochs=3)  # Then fine-tune.
     ```
     """
-    import tensorflow as tf
+    from keras_textdiff.data.pipeline import text_dataset
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` must be an int >= 1. Received: {steps!r}")
@@ -290,13 +290,13 @@ def adapt(model, texts, steps, batch_size=8, seed=0, callbacks=None, verbose="au
         )
     if not model.compiled:
         model.compile()
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(texts)
-        .shuffle(min(len(texts), 10_000), seed=seed)
-        .repeat()
-        .batch(batch_size)
+    dataset = text_dataset(
+        texts, model.preprocessor, batch_size, seed=seed, repeat=True, verbose=False
     )
-    return model.fit(
+    # `keras.Model.fit`: the batches are already preprocessed (keras-hub's
+    # `Task.fit` would run the preprocessor on them again).
+    return keras.Model.fit(
+        model,
         dataset,
         steps_per_epoch=steps,
         epochs=1,
