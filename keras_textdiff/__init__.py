@@ -4,6 +4,7 @@ Train with `fit()`, decode in parallel with `generate()`, and (AR2Diff) turn
 keras-hub autoregressive models into diffusion models.
 """
 
+from keras_textdiff import bpe  # Registers CodeGPT2Tokenizer for presets.
 from keras_textdiff import checkpoints  # Registers the GGUF preset classes.
 from keras_textdiff.ar2diff import AR2DiffConverter
 from keras_textdiff.attention import supported_backbone_names
