@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import keras_hub
@@ -102,6 +104,18 @@ def test_pretrain_diffusion_and_ar(tmp_path, capsys):
         model = load_model(str(out / "preset"))
         assert isinstance(model, ktd.DiffusionDecoder) == (objective == "diffusion")
         assert isinstance(model, keras_hub.models.CausalLM)
+    # The presets reload in a fresh process (their tokenizer class registers
+    # itself on `import keras_textdiff`).
+    code = (
+        "import sys; from keras_textdiff.recipes import load_model; "
+        "print(type(load_model(sys.argv[1])).__name__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "ar" / "preset")],
+        env=dict(os.environ, KERAS_BACKEND="jax"), capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("GPT2CausalLM")
 
 
 def test_import_gguf_refuses_a_non_gguf_file(tmp_path, capsys):
