@@ -79,14 +79,14 @@ def main():
                 preset, task, data, run, args.finetune_steps, **common
             )["preset"]
             model = recipes.load_model(tuned)
-            split = "test" if task != "squad" else "test"
-            examples = load_task(task, data, split)
+            examples = load_task(task, data, "test")
             # The same evaluation examples for every model: those that fit
             # the diffusion layout (prompt + reference in sequence_length).
             reference = recipes.load_model(pretrained["diffusion"])
             examples = fitting_examples(reference, examples, args.eval_examples)
             if not recipes.is_diffusion(model):
                 model.compile(sampler="greedy")
+                examples = recipes.ar_examples(examples)
             start = time.time()
             scores = evaluate(
                 model, examples, task, batch_size=8,

@@ -259,18 +259,29 @@ def is_diffusion(model):
     return isinstance(model, DiffusionDecoder)
 
 
+# What an AR model reads between prompt and answer (the diffusion layout has
+# its end token there): without it, an AR model cannot tell where the prompt
+# stops, in training or when prompted.
+AR_SEPARATOR = "\n"
+
+
+def ar_examples(examples):
+    """`examples` with the AR separator closing each prompt."""
+    return [{**e, "prefix": e["prefix"] + AR_SEPARATOR} for e in examples]
+
+
 def pair_dataset(model, examples, batch_size, seed):
     """Repeated, seeded training batches of `{"prefix", "target"}` examples.
 
-    Diffusion models train on packed pairs; AR models on `prefix + target`
-    as one text (their usual fine-tuning).
+    Diffusion models train on packed pairs; AR models on
+    `prefix + AR_SEPARATOR + target` as one text (their usual fine-tuning).
     """
     from keras_textdiff.data import text_dataset
     from keras_textdiff.data import to_dataset
 
     if is_diffusion(model):
         return to_dataset(examples, model.preprocessor, batch_size, seed=seed, repeat=True)
-    texts = [e["prefix"] + e["target"] for e in examples]
+    texts = [e["prefix"] + e["target"] for e in ar_examples(examples)]
     return text_dataset(texts, model.preprocessor, batch_size, seed=seed, repeat=True)
 
 
@@ -351,6 +362,7 @@ def evaluate_preset(preset, task, data, split="test", limit=None, out=None, **kw
     model = load_model(preset)
     if not is_diffusion(model):
         model.compile(sampler="greedy")
+        examples = ar_examples(examples)
     result = evaluate(model, examples, task, **kwargs)
     summary = {k: v for k, v in result.items() if k != "predictions"}
     summary.update({"preset": preset, "task": task, "split": split})

@@ -84,3 +84,20 @@ def test_bad_task_input(tmp_path, capsys):
     assert main(["finetune", "--preset", preset, "--task", "translation", "--data", data,
                  "--out", str(out), "--steps", "3", "--batch-size", "2"]) == 2
     assert "another run" in capsys.readouterr().err
+
+
+def test_ar_training_text_separates_prompt_and_answer():
+    from keras_textdiff.recipes import pair_dataset
+
+    vocabulary = list(letter_tokenizer().get_vocabulary())
+    vocabulary = {token: i for i, token in enumerate(vocabulary + ["Ċ"])}  # "\n"
+    tokenizer = keras_hub.tokenizers.GPT2Tokenizer(vocabulary=vocabulary, merges=["Ġ a"])
+    model = keras_hub.models.GPT2CausalLM(
+        gpt2_backbone(tokenizer.vocabulary_size()),
+        keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length=16),
+    )
+    examples = [{"prefix": "cat", "target": "chat"}]
+    x, _, _ = next(iter(pair_dataset(model, examples, batch_size=1, seed=0)))
+    ids = x["token_ids"][0].numpy()
+    text = tokenizer.detokenize(ids[x["padding_mask"][0].numpy()])
+    assert text == "<|endoftext|>cat\nchat<|endoftext|>"
