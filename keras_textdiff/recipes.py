@@ -507,7 +507,13 @@ def pretrain(
     texts = read_corpus(corpus)
     run = RunDirectory(out_dir, config, ignored_keys=("command_line",))
     keras.utils.set_random_seed(seed)
-    tokenizer = train_byte_pair_tokenizer(texts, vocabulary_size=vocabulary_size)
+    # keras-hub's GPT-2 tokenizer pads with id 0, and its `generate()` stops
+    # at once if padding equals the end token: id 0 is a padding token.
+    tokenizer = train_byte_pair_tokenizer(
+        texts,
+        vocabulary_size=vocabulary_size,
+        special_tokens=("<|padding|>", "<|endoftext|>"),
+    )
     layers, heads, hidden, intermediate = MODEL_SIZES[size]
     backbone = keras_hub.models.GPT2Backbone(
         vocabulary_size=tokenizer.vocabulary_size(),

@@ -104,6 +104,11 @@ def test_pretrain_diffusion_and_ar(tmp_path, capsys):
         model = load_model(str(out / "preset"))
         assert isinstance(model, ktd.DiffusionDecoder) == (objective == "diffusion")
         assert isinstance(model, keras_hub.models.CausalLM)
+        if objective == "ar":
+            # Generation goes past the prompt (padding is not the end token).
+            model.compile(sampler="greedy")
+            prompt = "def add(a, b):\n"
+            assert len(model.generate(prompt, max_length=24)) > len(prompt)
     # The presets reload in a fresh process (their tokenizer class registers
     # itself on `import keras_textdiff`).
     code = (
