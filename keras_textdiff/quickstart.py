@@ -32,6 +32,20 @@ MODEL_SIZES = {
 }
 
 
+def gpt2_backbone(size, vocabulary_size, sequence_length):
+    """A GPT-2-shaped backbone of one of the `MODEL_SIZES`, without dropout."""
+    layers, heads, hidden, intermediate = MODEL_SIZES[size]
+    return keras_hub.models.GPT2Backbone(
+        vocabulary_size=vocabulary_size,
+        num_layers=layers,
+        num_heads=heads,
+        hidden_dim=hidden,
+        intermediate_dim=intermediate,
+        max_sequence_length=sequence_length,
+        dropout=0.0,
+    )
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stop `fit()` once `seconds` of training have passed."""
 
@@ -137,16 +151,7 @@ def run_quickstart(
     )
 
     print(f"2/5 Training a {size} DiffusionDecoder for ~{train_seconds}s ...")
-    layers, heads, hidden, intermediate = MODEL_SIZES[size]
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=layers,
-        num_heads=heads,
-        hidden_dim=hidden,
-        intermediate_dim=intermediate,
-        max_sequence_length=sequence_length,
-        dropout=0.0,
-    )
+    backbone = gpt2_backbone(size, tokenizer.vocabulary_size(), sequence_length)
     model = DiffusionDecoder(backbone, preprocessor)
     model.compile()
     random.Random(seed).shuffle(train_pairs)

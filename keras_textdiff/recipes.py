@@ -404,6 +404,22 @@ def _abs(path):
     return os.path.abspath(path) if path and os.path.exists(path) else path
 
 
+def _train_on_texts(
+    model, texts, run, steps, batch_size, learning_rate, checkpoint_every, seed, verbose
+):
+    """Compile, train on a raw-text corpus in `run`, save, write metrics."""
+    from keras_textdiff.data import text_dataset
+
+    _compile(model, learning_rate)
+    dataset = text_dataset(
+        texts, model.preprocessor, batch_size, seed=seed, repeat=True, verbose=False
+    )
+    result = train(model, dataset, steps, run, checkpoint_every, verbose=verbose)
+    result.update({"preset": _save(model, run), "num_texts": len(texts)})
+    run.write_metrics(result)
+    return result
+
+
 def adapt_run(
     preset,
     out_dir,
@@ -423,7 +439,6 @@ def adapt_run(
     `AR2DiffConverter()`) or a `DiffusionDecoder` preset (trained on).
     """
     from keras_textdiff.ar2diff import AR2DiffConverter
-    from keras_textdiff.data import text_dataset
 
     converter = converter or AR2DiffConverter()
     config = {
@@ -446,14 +461,10 @@ def adapt_run(
     model = load_model(preset)
     if not is_diffusion(model):
         model = converter.convert(model)
-    _compile(model, learning_rate)
-    dataset = text_dataset(
-        texts, model.preprocessor, batch_size, seed=seed, repeat=True, verbose=False
+    return _train_on_texts(
+        model, texts, run, steps, batch_size, learning_rate, checkpoint_every,
+        seed, verbose,
     )
-    result = train(model, dataset, steps, run, checkpoint_every, verbose=verbose)
-    result.update({"preset": _save(model, run), "num_texts": len(texts)})
-    run.write_metrics(result)
-    return result
 
 
 def pretrain(
@@ -481,10 +492,10 @@ def pretrain(
     import keras_hub
 
     from keras_textdiff.bpe import train_byte_pair_tokenizer
-    from keras_textdiff.data import text_dataset
     from keras_textdiff.diffusion_decoder import DiffusionDecoder
     from keras_textdiff.diffusion_preprocessor import DiffusionPreprocessor
     from keras_textdiff.quickstart import MODEL_SIZES
+    from keras_textdiff.quickstart import gpt2_backbone
 
     if objective not in ("diffusion", "ar"):
         raise ValueError(f"`objective` must be 'diffusion' or 'ar'. Received: {objective!r}")
@@ -514,16 +525,7 @@ def pretrain(
         vocabulary_size=vocabulary_size,
         special_tokens=("<|padding|>", "<|endoftext|>"),
     )
-    layers, heads, hidden, intermediate = MODEL_SIZES[size]
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=layers,
-        num_heads=heads,
-        hidden_dim=hidden,
-        intermediate_dim=intermediate,
-        max_sequence_length=sequence_length,
-        dropout=0.0,
-    )
+    backbone = gpt2_backbone(size, tokenizer.vocabulary_size(), sequence_length)
     if objective == "diffusion":
         model = DiffusionDecoder(
             backbone, DiffusionPreprocessor(tokenizer, sequence_length, seed=seed)
@@ -533,11 +535,7 @@ def pretrain(
             backbone,
             keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length),
         )
-    _compile(model, learning_rate)
-    dataset = text_dataset(
-        texts, model.preprocessor, batch_size, seed=seed, repeat=True, verbose=False
+    return _train_on_texts(
+        model, texts, run, steps, batch_size, learning_rate, checkpoint_every,
+        seed, verbose,
     )
-    result = train(model, dataset, steps, run, checkpoint_every, verbose=verbose)
-    result.update({"preset": _save(model, run), "num_texts": len(texts)})
-    run.write_metrics(result)
-    return result
