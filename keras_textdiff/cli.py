@@ -69,6 +69,7 @@ def _pretrain(args):
     result = pretrain(
         args.out, args.steps, objective=args.objective, corpus=args.corpus,
         size=args.size, sequence_length=args.sequence_length,
+        max_sequence_length=args.max_sequence_length,
         vocabulary_size=args.vocabulary_size, batch_size=args.batch_size,
         learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
         seed=args.seed, command=" ".join(["textdiff", *sys.argv[1:]]),
@@ -94,7 +95,8 @@ def _finetune(args):
         args.preset, args.task, args.data, args.out, args.steps,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         checkpoint_every=args.checkpoint_every, seed=args.seed,
-        split=args.split, command=" ".join(["textdiff", *sys.argv[1:]]),
+        split=args.split, sequence_length=args.sequence_length,
+        command=" ".join(["textdiff", *sys.argv[1:]]),
     )
     print(
         f"Fine-tuned {result['steps']} steps on {args.task} "
@@ -237,6 +239,11 @@ def build_parser():
     )
     pre.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
     pre.add_argument("--sequence-length", type=int, default=128)
+    pre.add_argument(
+        "--max-sequence-length", type=int, default=None,
+        help="position table size (default: --sequence-length); larger lets "
+        "`finetune --sequence-length` go longer",
+    )
     pre.add_argument("--vocabulary-size", type=int, default=4096)
     pre.add_argument("--batch-size", type=int, default=16)
     pre.add_argument("--learning-rate", type=float, default=1e-3)
@@ -266,6 +273,10 @@ def build_parser():
     tune.add_argument("--steps", type=int, required=True)
     tune.add_argument("--batch-size", type=int, default=8)
     tune.add_argument("--learning-rate", type=float, default=1e-3, help="constant (the paper)")
+    tune.add_argument(
+        "--sequence-length", type=int, default=None,
+        help="packed example length (default: the preset's); longer examples are left out",
+    )
     tune.add_argument("--checkpoint-every", type=int, default=100)
     tune.add_argument("--seed", type=int, default=0)
     tune.set_defaults(run=_finetune)

@@ -282,7 +282,44 @@ def pair_dataset(model, examples, batch_size, seed):
     if is_diffusion(model):
         return to_dataset(examples, model.preprocessor, batch_size, seed=seed, repeat=True)
     texts = [e["prefix"] + e["target"] for e in ar_examples(examples)]
-    return text_dataset(texts, model.preprocessor, batch_size, seed=seed, repeat=True)
+    # Like the diffusion layout, train only on whole examples: the AR
+    # preprocessor would cut a long one, answer first.
+    lengths = [len(ids) for ids in model.preprocessor.tokenizer(texts)]
+    room = model.preprocessor.sequence_length - 2  # start and end tokens
+    kept = [t for t, n in zip(texts, lengths) if n <= room]
+    if not kept:
+        raise ValueError(
+            f"None of the {len(texts)} examples fits sequence_length="
+            f"{model.preprocessor.sequence_length}. Raise `sequence_length`."
+        )
+    if len(kept) < len(texts):
+        print(
+            f"pair_dataset: dropped {len(texts) - len(kept)} of {len(texts)} "
+            f"examples longer than sequence_length="
+            f"{model.preprocessor.sequence_length}; {len(kept)} remain."
+        )
+    return text_dataset(kept, model.preprocessor, batch_size, seed=seed, repeat=True)
+
+
+def set_sequence_length(model, sequence_length):
+    """Make `model` train and generate at `sequence_length` tokens.
+
+    Checked against the backbone's position table, if it has one (GPT-2 and
+    OPT learn one position embedding per position; rotary models do not).
+    """
+    if not isinstance(sequence_length, int) or sequence_length < 4:
+        raise ValueError(
+            f"`sequence_length` must be an int >= 4. Received: {sequence_length!r}"
+        )
+    limit = getattr(model.backbone, "max_sequence_length", None)
+    if limit is not None and sequence_length > limit:
+        raise ValueError(
+            f"`sequence_length` = {sequence_length} exceeds the backbone's "
+            f"`max_sequence_length` = {limit} (its position table). Use "
+            f"<= {limit}, or pretrain with `max_sequence_length` >= "
+            f"{sequence_length}."
+        )
+    model.preprocessor.sequence_length = sequence_length
 
 
 def _compile(model, learning_rate):
@@ -314,12 +351,16 @@ def finetune(
     checkpoint_every=100,
     seed=0,
     split="train",
+    sequence_length=None,
     command=None,
     verbose="auto",
 ):
     """Fine-tune a diffusion or AR preset on a task; resumable.
 
     The paper fine-tunes with a constant learning rate of 1e-3 (the default).
+    `sequence_length` (default: the preset's) sets the length of the packed
+    examples, e.g. longer for SQuAD's contexts; examples that do not fit
+    whole are left out, and the number is printed.
     Writes `out_dir/preset/` (the fine-tuned model) and `metrics.json`;
     running it again after an interruption resumes from the last checkpoint.
     """
@@ -336,12 +377,15 @@ def finetune(
         "learning_rate": learning_rate,
         "checkpoint_every": checkpoint_every,
         "seed": seed,
+        "sequence_length": sequence_length,
         "command_line": command,
     }
     examples = load_task(task, data, split)  # Bad names/files fail first.
     run = RunDirectory(out_dir, config, ignored_keys=("command_line",))
     keras.utils.set_random_seed(seed)
     model = load_model(preset)
+    if sequence_length is not None:
+        set_sequence_length(model, sequence_length)
     _compile(model, learning_rate)
     dataset = pair_dataset(model, examples, batch_size, seed)
     result = train(model, dataset, steps, run, checkpoint_every, verbose=verbose)
@@ -474,6 +518,7 @@ def pretrain(
     corpus="python-stdlib",
     size="tiny",
     sequence_length=128,
+    max_sequence_length=None,
     vocabulary_size=4096,
     batch_size=16,
     learning_rate=1e-3,
@@ -488,6 +533,8 @@ def pretrain(
     of the corpus (the paper's pretraining); `"ar"` trains a keras-hub
     `GPT2CausalLM`, the baseline. A byte-level BPE is learned on the corpus
     first (deterministic, so a resumed run rebuilds the same one).
+    `max_sequence_length` (default `sequence_length`) sizes the position
+    table, so the model can later be fine-tuned on longer examples.
     """
     import keras_hub
 
@@ -507,6 +554,7 @@ def pretrain(
         "corpus": _abs(corpus),
         "size": size,
         "sequence_length": sequence_length,
+        "max_sequence_length": max_sequence_length,
         "vocabulary_size": vocabulary_size,
         "steps": steps,
         "batch_size": batch_size,
@@ -525,7 +573,13 @@ def pretrain(
         vocabulary_size=vocabulary_size,
         special_tokens=("<|padding|>", "<|endoftext|>"),
     )
-    backbone = gpt2_backbone(size, tokenizer.vocabulary_size(), sequence_length)
+    positions = max_sequence_length or sequence_length
+    if positions < sequence_length:
+        raise ValueError(
+            f"`max_sequence_length` ({positions}) must be >= `sequence_length` "
+            f"({sequence_length})."
+        )
+    backbone = gpt2_backbone(size, tokenizer.vocabulary_size(), positions)
     if objective == "diffusion":
         model = DiffusionDecoder(
             backbone, DiffusionPreprocessor(tokenizer, sequence_length, seed=seed)

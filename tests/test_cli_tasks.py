@@ -3,6 +3,7 @@
 import json
 
 import keras_hub
+import pytest
 
 import keras_textdiff as ktd
 from conftest import gpt2_backbone
@@ -86,12 +87,17 @@ def test_bad_task_input(tmp_path, capsys):
     assert "another run" in capsys.readouterr().err
 
 
+def newline_tokenizer():
+    """The letter tokenizer, plus "\n" (the AR separator)."""
+    vocabulary = list(letter_tokenizer().get_vocabulary())
+    vocabulary = {token: i for i, token in enumerate(vocabulary + ["Ċ"])}
+    return keras_hub.tokenizers.GPT2Tokenizer(vocabulary=vocabulary, merges=["Ġ a"])
+
+
 def test_ar_training_text_separates_prompt_and_answer():
     from keras_textdiff.recipes import pair_dataset
 
-    vocabulary = list(letter_tokenizer().get_vocabulary())
-    vocabulary = {token: i for i, token in enumerate(vocabulary + ["Ċ"])}  # "\n"
-    tokenizer = keras_hub.tokenizers.GPT2Tokenizer(vocabulary=vocabulary, merges=["Ġ a"])
+    tokenizer = newline_tokenizer()
     model = keras_hub.models.GPT2CausalLM(
         gpt2_backbone(tokenizer.vocabulary_size()),
         keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length=16),
@@ -101,3 +107,46 @@ def test_ar_training_text_separates_prompt_and_answer():
     ids = x["token_ids"][0].numpy()
     text = tokenizer.detokenize(ids[x["padding_mask"][0].numpy()])
     assert text == "<|endoftext|>cat\nchat<|endoftext|>"
+
+
+def test_finetune_at_another_sequence_length(tmp_path, capsys):
+    from keras_textdiff.recipes import load_model
+
+    data = write_task(tmp_path / "data")
+    tokenizer = letter_tokenizer()
+    # 32 positions, pretrained at 16: fine-tuning may go up to 32, not past.
+    model = ktd.DiffusionDecoder(
+        gpt2_backbone(tokenizer.vocabulary_size(), sequence_length=32),
+        ktd.DiffusionPreprocessor(tokenizer, 16),
+    )
+    model.save_to_preset(str(tmp_path / "preset"))
+    base = ["finetune", "--preset", str(tmp_path / "preset"), "--task", "translation",
+            "--data", data, "--steps", "2", "--batch-size", "2"]
+    assert main(base + ["--out", str(tmp_path / "long"), "--sequence-length", "24"]) == 0
+    tuned = load_model(str(tmp_path / "long" / "preset"))
+    assert tuned.preprocessor.sequence_length == 24
+    config = json.loads((tmp_path / "long" / "run_config.json").read_text())
+    assert config["sequence_length"] == 24
+    assert main(base + ["--out", str(tmp_path / "too_long"), "--sequence-length", "40"]) == 2
+    error = capsys.readouterr().err
+    assert "max_sequence_length` = 32" in error and "40" in error
+
+
+def test_ar_fine_tuning_leaves_out_examples_that_do_not_fit(capsys):
+    from keras_textdiff.recipes import pair_dataset
+
+    tokenizer = newline_tokenizer()
+    model = keras_hub.models.GPT2CausalLM(
+        gpt2_backbone(tokenizer.vocabulary_size()),
+        keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length=16),
+    )
+    # 16 = start + 14 tokens + end: "ab" + "\n" + 11 letters fits, 12 do not.
+    assert len(tokenizer("ab\n" + "c" * 11)) == 14
+    examples = [{"prefix": "ab", "target": "c" * 11}, {"prefix": "ab", "target": "d" * 12}]
+    batches = pair_dataset(model, examples, batch_size=2, seed=0)
+    x, _, _ = next(iter(batches))
+    texts = tokenizer.detokenize(x["token_ids"].numpy())
+    assert all("c" * 11 in t and "dd" not in t for t in texts)
+    assert "dropped 1 of 2" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="None of the 1 examples fits"):
+        pair_dataset(model, examples[1:], batch_size=1, seed=0)
