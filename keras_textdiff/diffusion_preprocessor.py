@@ -2,9 +2,12 @@
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras_hub.models import Preprocessor
 from keras_hub.src.utils.tensor_utils import preprocessing_function
+
+# Like keras-hub, TensorFlow is needed to preprocess text, not to import the
+# package: a GPU machine without TF can still decode packed token ids.
+from keras_hub.src.utils.tensor_utils import tf  # `None` without TensorFlow.
 
 
 def _to_ragged(ids):
@@ -82,6 +85,12 @@ class DiffusionPreprocessor(Preprocessor):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if tf is None:
+            raise ImportError(
+                "`DiffusionPreprocessor` needs TensorFlow for its text ops: "
+                "`pip install tensorflow`. (A `DiffusionDecoder` with "
+                "`preprocessor=None` decodes packed token ids without it.)"
+            )
         if not isinstance(sequence_length, int) or sequence_length < 4:
             raise ValueError(
                 "`sequence_length` must be an int >= 4 (start, prefix, end, "
