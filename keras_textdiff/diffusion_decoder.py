@@ -6,6 +6,8 @@ from keras import ops
 from keras_hub.models import CausalLM
 
 from keras_textdiff import attention as attention_lib
+from keras_textdiff.kv_cache import WindowedLogits
+from keras_textdiff.kv_cache import cached_task
 from keras_textdiff.noise import UniformNoise
 from keras_textdiff.samplers.diffusion_sampler import DiffusionSampler
 
@@ -164,6 +166,10 @@ class DiffusionDecoder(CausalLM):
         logits = attention_lib.backbone_logits(
             self.backbone, token_ids, padding_mask, attention_mask
         )
+        return self.finish_logits(logits)
+
+    def finish_logits(self, logits):
+        """The backbone's logits of consecutive positions -> predictions."""
         if self.shifted_prediction:
             # Position i reads the output at i - 1 (position 0 is always
             # prefix, so its own logits just fill the slot).
@@ -291,33 +297,41 @@ class DiffusionDecoder(CausalLM):
     # --- generation ---
 
     def generate_step(self, inputs, stop_token_ids=None):
-        """Decode one packed batch with the sampler; keep each best candidate."""
+        """Decode one packed batch with the sampler; keep each best candidate.
+
+        `inputs` may hold a `"window"` array whose *length* is the number of
+        positions each step computes logits for (`generate()` sets it from
+        the prompt lengths; a shape, so the compiled loop knows it).
+        """
         del stop_token_ids  # The output is cut at the end token afterwards.
         token_ids = ops.cast(inputs["token_ids"], "int32")
         padding_mask = inputs["padding_mask"]
         target_mask = ops.cast(inputs["target_mask"], "bool")
         batch_size, length = ops.shape(token_ids)
+        window = ops.shape(inputs["window"])[0] if "window" in inputs else length
         n = self.sampler.num_samples
 
         def repeat(t):
             return ops.repeat(t, n, axis=0)
 
-        def logits_fn(ids):
-            return self.logits(ids, repeat(padding_mask), repeat(target_mask))
-
+        denoiser = WindowedLogits(
+            self, repeat(padding_mask), repeat(target_mask), window,
+            use_cache=self.sampler.cache,
+        )
         initial_tokens = None
         if hasattr(self.noise, "fully_corrupted"):
             initial_tokens = self.noise.fully_corrupted(
                 repeat(token_ids), repeat(target_mask)
             )
-        tokens, scores = self.sampler(
-            logits_fn,
+        tokens, scores, passes = self.sampler(
+            denoiser,
             repeat(token_ids),
             repeat(target_mask),
             vocabulary_size=self.backbone.vocabulary_size,
             num_steps=inputs.get("num_steps"),
             model=self,
             initial_tokens=initial_tokens,
+            mask_token_id=getattr(self.noise, "mask_token_id", None),
         )
         tokens = ops.reshape(tokens, (batch_size, n, length))
         best = ops.argmin(ops.reshape(scores, (batch_size, n)), axis=-1)
@@ -326,6 +340,7 @@ class DiffusionDecoder(CausalLM):
             "token_ids": tokens,
             "padding_mask": padding_mask,
             "target_mask": target_mask,
+            "num_forward_passes": ops.full((batch_size,), passes, "int32"),
         }
 
     def generate(
@@ -374,6 +389,14 @@ class DiffusionDecoder(CausalLM):
                 inputs, sequence_length=max_length
             )
         batch["num_steps"] = ops.convert_to_tensor(num_steps, "int32")
+        if self.sampler.cache:
+            cached_task(self)  # Built eagerly, before compiling.
+        target_mask = ops.convert_to_numpy(batch["target_mask"]).astype(bool)
+        if not target_mask.any(axis=1).all():
+            raise ValueError("Every row needs at least one target position to generate.")
+        first = int(target_mask.argmax(axis=1).min())
+        window = self.sampler.window_size(target_mask.shape[1], first)
+        batch["window"] = np.zeros((window,), "int32")  # Its shape is read.
         outputs = self.make_generate_function()(batch)
         if packed:
             return {k: ops.convert_to_numpy(v) for k, v in outputs.items()}

@@ -157,7 +157,7 @@ def test_best_candidate_has_the_lowest_score():
     x = model.preprocessor.generate_preprocess(["ab"])
     logits_fn = lambda ids: model.logits(ids, ops.ones_like(ids, "bool"))
     repeat = lambda t: ops.repeat(t, 4, axis=0)
-    _, scores = sampler(logits_fn, repeat(x["token_ids"]), repeat(x["target_mask"]), 29, model=model)
+    _, scores, _ = sampler(logits_fn, repeat(x["token_ids"]), repeat(x["target_mask"]), 29, model=model)
     scores = ops.convert_to_numpy(scores)
     assert scores.shape == (4,) and np.ptp(scores) > 0
 

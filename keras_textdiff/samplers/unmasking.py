@@ -1,0 +1,92 @@
+"""Which positions a denoising step rewrites: the decoding strategies.
+
+Each rule gets, for a window of positions, the step's logits, the current
+tokens, the tokens just sampled from the logits and the positions allowed to
+change (`candidates`), and returns a bool `[batch, window]` of the positions
+to overwrite with the samples.
+
+- `"resample"`: every candidate (the paper's decoder, SUNDAE's plain one).
+- `"argmax_unrolled"`: SUNDAE's argmax-unrolled decoding: keep the
+  `keep_fraction` share of candidates whose *current* token the model finds
+  most likely, resample the rest.
+- `"confidence"`, `"entropy"`, `"margin"`: mask-noise decoding (MDLM, LLaDA,
+  Dream): only masked candidates change; each step commits the most confident
+  of them (highest sampled-token probability, lowest entropy, or largest
+  top-1 minus top-2 probability), as many as keep an even pace to the last
+  step, and the rest stay masked.
+- `"threshold"`: Fast-dLLM's confidence-threshold parallel decoding: commit
+  every masked candidate whose sampled token has probability
+  >= `threshold`, and at least the most confident one per step.
+"""
+
+from keras import ops
+
+STRATEGIES = ("resample", "argmax_unrolled", "confidence", "entropy", "margin", "threshold")
+MASK_STRATEGIES = ("confidence", "entropy", "margin", "threshold")
+
+
+def _top_k(scores, candidates, k):
+    """Mark the `k[row]` highest-scoring candidates of each row."""
+    scores = ops.where(candidates, scores, -1e30)
+    order = ops.argsort(-scores, axis=-1)
+    rank = ops.argsort(order, axis=-1)  # rank[i] = place of position i
+    return ops.logical_and(candidates, rank < k[:, None])
+
+
+def _count(mask):
+    return ops.sum(ops.cast(mask, "int32"), axis=-1)
+
+
+def select(
+    strategy,
+    logits,
+    tokens,
+    samples,
+    candidates,
+    steps_left,
+    mask_token_id=None,
+    keep_fraction=0.5,
+    threshold=0.9,
+):
+    """Positions to overwrite with `samples` (bool `[batch, window]`).
+
+    Args:
+        strategy: one of `STRATEGIES`.
+        logits: float `[batch, window, vocab]`.
+        tokens: int `[batch, window]`, the step's input tokens.
+        samples: int `[batch, window]`, tokens drawn from `logits`.
+        candidates: bool `[batch, window]`, positions allowed to change.
+        steps_left: int scalar >= 1, steps left in this block, this one
+            included (paces the mask strategies).
+        mask_token_id: int, for the mask strategies.
+        keep_fraction: float in `[0, 1]`, for `"argmax_unrolled"`.
+        threshold: float in `(0, 1]`, for `"threshold"`.
+    """
+    if strategy == "resample":
+        return candidates
+    probs = ops.softmax(logits, axis=-1)
+    if strategy == "argmax_unrolled":
+        current = ops.take_along_axis(probs, tokens[..., None], axis=-1)[..., 0]
+        keep = ops.cast(
+            ops.floor(keep_fraction * ops.cast(_count(candidates), "float32")), "int32"
+        )
+        return ops.logical_and(candidates, ~_top_k(current, candidates, keep))
+    # Mask strategies: only masked positions are still undecided.
+    masked = ops.logical_and(candidates, tokens == mask_token_id)
+    chosen = ops.take_along_axis(probs, samples[..., None], axis=-1)[..., 0]
+    if strategy == "threshold":
+        best = _top_k(chosen, masked, ops.ones_like(_count(masked)))
+        return ops.logical_or(ops.logical_and(masked, chosen >= threshold), best)
+    if strategy == "confidence":
+        score = chosen
+    elif strategy == "entropy":
+        score = ops.sum(probs * ops.log(probs + 1e-10), axis=-1)  # -entropy
+    elif strategy == "margin":
+        top2 = ops.top_k(probs, 2)[0]
+        score = top2[..., 0] - top2[..., 1]
+    else:
+        raise ValueError(f"Unknown strategy {strategy!r}; one of {STRATEGIES}.")
+    # An even pace: ceil(masked / steps left) per step, all by the last.
+    left = ops.maximum(ops.cast(steps_left, "int32"), 1)
+    k = (_count(masked) + left - 1) // left
+    return _top_k(score, masked, k)
