@@ -54,6 +54,7 @@ def _adapt(args):
         converter=_converter(args), batch_size=args.batch_size,
         learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
         seed=args.seed, command=" ".join(["textdiff", *sys.argv[1:]]),
+        distribution=_distribution(args),
     )
     print(
         f"AR2Diff_{args.steps}: adapted {result['steps']} steps on "
@@ -73,6 +74,7 @@ def _pretrain(args):
         vocabulary_size=args.vocabulary_size, batch_size=args.batch_size,
         learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
         seed=args.seed, command=" ".join(["textdiff", *sys.argv[1:]]),
+        distribution=_distribution(args),
     )
     print(
         f"Pretrained a {args.size} {args.objective} model {result['steps']} "
@@ -97,6 +99,7 @@ def _finetune(args):
         checkpoint_every=args.checkpoint_every, seed=args.seed,
         split=args.split, sequence_length=args.sequence_length,
         command=" ".join(["textdiff", *sys.argv[1:]]),
+        distribution=_distribution(args),
     )
     print(
         f"Fine-tuned {result['steps']} steps on {args.task} "
@@ -113,27 +116,47 @@ def _evaluate(args):
     summary = evaluate_preset(
         args.preset, args.task, args.data, split=args.split, limit=args.limit,
         out=args.out, batch_size=args.batch_size, max_length=args.max_length,
-        num_samples=args.num_samples,
+        num_samples=args.num_samples, distribution=_distribution(args),
     )
     print(json.dumps(summary, indent=2))
 
 
 def _generate(args):
+    from keras_textdiff.distribution import distributed
     from keras_textdiff.recipes import is_diffusion
     from keras_textdiff.recipes import load_model
 
-    model = load_model(args.preset)
-    if is_diffusion(model):
-        outputs = model.generate(
-            args.prompts, max_length=args.max_length, num_steps=args.num_steps,
-            strip_prompt=True,
-        )
-    else:
-        model.compile(sampler="greedy")
-        outputs = model.generate(args.prompts, max_length=args.max_length)
+    with distributed(_distribution(args), args.preset):
+        model = load_model(args.preset)
+        if is_diffusion(model):
+            outputs = model.generate(
+                args.prompts, max_length=args.max_length, num_steps=args.num_steps,
+                strip_prompt=True,
+            )
+        else:
+            model.compile(sampler="greedy")
+            outputs = model.generate(args.prompts, max_length=args.max_length)
     for prompt, output in zip(args.prompts, outputs):
         print(f"{prompt}{output}" if is_diffusion(model) else output)
         print("-" * 40)
+
+
+def _distribution(args):
+    """The distribution spec of `--data-parallel` / `--model-parallel`."""
+    return "data" if args.data_parallel else args.model_parallel
+
+
+def _add_distribution_flags(parser):
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--data-parallel", action="store_true",
+        help="replicate the model on every device, split each batch (JAX only)",
+    )
+    group.add_argument(
+        "--model-parallel", default=None, metavar="BATCHxMODEL",
+        help="a BATCHxMODEL device mesh, e.g. 2x4: batches split over BATCH "
+        "devices, weights over MODEL (JAX only)",
+    )
 
 
 def _add_task_flags(parser, split):
@@ -222,6 +245,7 @@ def build_parser():
     adapt.add_argument("--checkpoint-every", type=int, default=100)
     adapt.add_argument("--seed", type=int, default=0)
     _add_conversion_flags(adapt)
+    _add_distribution_flags(adapt)
     adapt.set_defaults(run=_adapt)
 
     pre = commands.add_parser(
@@ -249,6 +273,7 @@ def build_parser():
     pre.add_argument("--learning-rate", type=float, default=1e-3)
     pre.add_argument("--checkpoint-every", type=int, default=100)
     pre.add_argument("--seed", type=int, default=0)
+    _add_distribution_flags(pre)
     pre.set_defaults(run=_pretrain)
 
     gguf = commands.add_parser(
@@ -279,6 +304,7 @@ def build_parser():
     )
     tune.add_argument("--checkpoint-every", type=int, default=100)
     tune.add_argument("--seed", type=int, default=0)
+    _add_distribution_flags(tune)
     tune.set_defaults(run=_finetune)
 
     score = commands.add_parser(
@@ -293,6 +319,7 @@ def build_parser():
     score.add_argument("--batch-size", type=int, default=8)
     score.add_argument("--max-length", type=int, default=None)
     score.add_argument("--num-samples", type=int, default=1)
+    _add_distribution_flags(score)
     score.set_defaults(run=_evaluate)
 
     generate = commands.add_parser(
@@ -303,6 +330,7 @@ def build_parser():
     generate.add_argument("prompts", nargs="+")
     generate.add_argument("--max-length", type=int, default=None)
     generate.add_argument("--num-steps", type=int, default=None, help="denoising steps")
+    _add_distribution_flags(generate)
     generate.set_defaults(run=_generate)
     return parser
 

@@ -24,6 +24,8 @@ attention every key depends on every token, and the cache is an approximation
 time they were computed.
 """
 
+import inspect
+
 import keras_hub
 from keras import ops
 
@@ -89,8 +91,12 @@ class WindowedLogits:
         """Keys and values of every position of `token_ids` (or a dummy)."""
         if not self.use_cache:
             return ops.zeros((), "float32")
+        # Some tasks' cache builders take image inputs too (Gemma 3): text
+        # only here, so those are `None`.
+        parameters = inspect.signature(self.task._build_cache).parameters
+        extra = {name: None for name in list(parameters)[1:]}
         with attention_lib.attention_mask_override(self.mask):
-            _, cache = self.task._build_cache(token_ids)
+            _, cache = self.task._build_cache(token_ids, **extra)
         return cache
 
     def __call__(self, token_ids, start, cache):

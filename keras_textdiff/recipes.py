@@ -26,6 +26,9 @@ import re
 import keras
 import numpy as np
 
+from keras_textdiff.distribution import describe as describe_distribution
+from keras_textdiff.distribution import distributed_recipe
+
 CONFIG_FILE = "run_config.json"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -340,6 +343,11 @@ def _save(model, run):
     return save_preset(model, os.path.join(run.path, "preset"), overwrite=True)
 
 
+# A run may resume on another number of devices (checkpoints are plain arrays).
+IGNORED_KEYS = ("command_line", "distribution")
+
+
+@distributed_recipe(preset="preset")
 def finetune(
     preset,
     task,
@@ -354,6 +362,7 @@ def finetune(
     sequence_length=None,
     command=None,
     verbose="auto",
+    distribution=None,
 ):
     """Fine-tune a diffusion or AR preset on a task; resumable.
 
@@ -363,6 +372,8 @@ def finetune(
     whole are left out, and the number is printed.
     Writes `out_dir/preset/` (the fine-tuned model) and `metrics.json`;
     running it again after an interruption resumes from the last checkpoint.
+    `distribution`: `None` (one device), `"data"` or `"BATCHxMODEL"` (see
+    `keras_textdiff.distribution`), as in every recipe here.
     """
     from keras_textdiff.data import load_task
 
@@ -379,9 +390,10 @@ def finetune(
         "seed": seed,
         "sequence_length": sequence_length,
         "command_line": command,
+        "distribution": describe_distribution(distribution),
     }
     examples = load_task(task, data, split)  # Bad names/files fail first.
-    run = RunDirectory(out_dir, config, ignored_keys=("command_line",))
+    run = RunDirectory(out_dir, config, ignored_keys=IGNORED_KEYS)
     keras.utils.set_random_seed(seed)
     model = load_model(preset)
     if sequence_length is not None:
@@ -395,7 +407,10 @@ def finetune(
     return result
 
 
-def evaluate_preset(preset, task, data, split="test", limit=None, out=None, **kwargs):
+@distributed_recipe(preset="preset")
+def evaluate_preset(
+    preset, task, data, split="test", limit=None, out=None, distribution=None, **kwargs
+):
     """Score a preset on a task split; write the metrics as JSON to `out`."""
     from keras_textdiff.data import load_task
     from keras_textdiff.evaluation import evaluate
@@ -464,6 +479,7 @@ def _train_on_texts(
     return result
 
 
+@distributed_recipe(preset="preset")
 def adapt_run(
     preset,
     out_dir,
@@ -476,6 +492,7 @@ def adapt_run(
     seed=0,
     command=None,
     verbose="auto",
+    distribution=None,
 ):
     """AR2Diff_N as a resumable run: convert (if needed), train N steps.
 
@@ -498,9 +515,10 @@ def adapt_run(
             k: v for k, v in vars(converter).items() if k != "sampler"
         },
         "command_line": command,
+        "distribution": describe_distribution(distribution),
     }
     texts = read_corpus(corpus)
-    run = RunDirectory(out_dir, config, ignored_keys=("command_line",))
+    run = RunDirectory(out_dir, config, ignored_keys=IGNORED_KEYS)
     keras.utils.set_random_seed(seed)
     model = load_model(preset)
     if not is_diffusion(model):
@@ -511,6 +529,7 @@ def adapt_run(
     )
 
 
+@distributed_recipe(backbone="GPT2Backbone")
 def pretrain(
     out_dir,
     steps,
@@ -526,6 +545,7 @@ def pretrain(
     seed=0,
     command=None,
     verbose="auto",
+    distribution=None,
 ):
     """Pretrain a GPT-2-shaped model from scratch on a corpus; resumable.
 
@@ -562,9 +582,10 @@ def pretrain(
         "checkpoint_every": checkpoint_every,
         "seed": seed,
         "command_line": command,
+        "distribution": describe_distribution(distribution),
     }
     texts = read_corpus(corpus)
-    run = RunDirectory(out_dir, config, ignored_keys=("command_line",))
+    run = RunDirectory(out_dir, config, ignored_keys=IGNORED_KEYS)
     keras.utils.set_random_seed(seed)
     # keras-hub's GPT-2 tokenizer pads with id 0, and its `generate()` stops
     # at once if padding equals the end token: id 0 is a padding token.

@@ -36,3 +36,11 @@ assert outputs[0] == outputs[1], outputs
 assert outputs[0][0].startswith("abc") and outputs[0][1].startswith("de")
 model.compile(sampler=ktd.DiffusionSampler(num_steps=3, num_samples=2, seed=6))
 print("OK", outputs[0], model.generate(["abc", "de"], max_length=12))
+
+# The fast decoding options compile (XLA on TF) and run (eager torch) too.
+for options in ({"cache": True, "block_size": 3, "early_stop": True},
+                {"strategy": "argmax_unrolled", "block_size": 4}):
+    model.compile(sampler=ktd.DiffusionSampler(num_steps=3, num_samples=2, seed=5, **options))
+    fast = model.generate(["abc", "de"], max_length=12)
+    assert fast[0].startswith("abc") and fast[1].startswith("de"), (options, fast)
+print("fast options OK")

@@ -16,7 +16,8 @@ to overwrite with the samples.
   step, and the rest stay masked.
 - `"threshold"`: Fast-dLLM's confidence-threshold parallel decoding: commit
   every masked candidate whose sampled token has probability
-  >= `threshold`, and at least the most confident one per step.
+  >= `threshold`, at least the most confident one per step, and all that
+  are left at a block's last step.
 """
 
 from keras import ops
@@ -75,8 +76,10 @@ def select(
     masked = ops.logical_and(candidates, tokens == mask_token_id)
     chosen = ops.take_along_axis(probs, samples[..., None], axis=-1)[..., 0]
     if strategy == "threshold":
+        # At least the best one; everything at a block's last step.
         best = _top_k(chosen, masked, ops.ones_like(_count(masked)))
-        return ops.logical_or(ops.logical_and(masked, chosen >= threshold), best)
+        sure = ops.logical_or(chosen >= threshold, steps_left <= 1)
+        return ops.logical_or(ops.logical_and(masked, sure), best)
     if strategy == "confidence":
         score = chosen
     elif strategy == "entropy":

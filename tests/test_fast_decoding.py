@@ -1,0 +1,185 @@
+"""The fast decoding options of `DiffusionSampler` against plain decoding."""
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_textdiff as ktd
+from keras_textdiff.kv_cache import WindowedLogits
+from keras_textdiff.kv_cache import causal_lm_class
+from keras_textdiff.samplers import unmasking
+from tiny_models import ARCHITECTURES
+from tiny_models import tiny_causal_lm
+
+LENGTH = 16
+
+
+def packed_batch(vocabulary_size, seed=0):
+    """Two rows whose targets start at different positions, one padded."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, vocabulary_size, (2, LENGTH)).astype("int32")
+    padding_mask = np.ones((2, LENGTH), bool)
+    padding_mask[1, 14:] = False
+    target_mask = np.zeros((2, LENGTH), bool)
+    target_mask[0, 5:] = True
+    target_mask[1, 7:14] = True
+    return ids, padding_mask, target_mask
+
+
+def tiny_diffusion(name="gpt2", **kwargs):
+    keras.utils.set_random_seed(1)
+    backbone = tiny_causal_lm(name).backbone
+    return ktd.DiffusionDecoder(backbone, None, **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_window_logits_with_and_without_cache_equal_full_logits(name):
+    model = tiny_diffusion(name, attention="prefix", shifted_prediction=True)
+    ids, padding_mask, target_mask = packed_batch(model.backbone.vocabulary_size)
+    full = ops.convert_to_numpy(model.logits(ids, padding_mask, target_mask))
+    start, window = 4, LENGTH - 4
+    for use_cache in (False, True):
+        windowed = WindowedLogits(model, padding_mask, target_mask, window, use_cache)
+        cache = windowed.initial_cache(ids)
+        logits, _ = windowed(ids, start, cache)
+        logits = ops.convert_to_numpy(logits)
+        # The window's first position reads its own output (never updated).
+        # (GPT-NeoX's rotary angles at an offset round differently: 1.3e-4
+        # here, as in keras-hub's own cached AR decoding; logits are ~0.2.)
+        np.testing.assert_allclose(logits[:, 1:], full[:, start + 1 :], atol=3e-4)
+
+
+def test_cache_finds_the_most_specific_task():
+    from keras_textdiff.checkpoints import GGUFLlamaBackbone
+    from keras_textdiff.checkpoints import GGUFLlamaCausalLM
+
+    assert causal_lm_class(tiny_causal_lm("llama3").backbone) is keras_hub.models.Llama3CausalLM
+    assert issubclass(GGUFLlamaCausalLM, causal_lm_class(
+        GGUFLlamaBackbone(vocabulary_size=8, num_layers=1, num_query_heads=2,
+                          num_key_value_heads=1, hidden_dim=8, intermediate_dim=8)
+    ))
+
+
+def decode(model, padding_mask=None, **options):
+    ids, pm, tm = packed_batch(model.backbone.vocabulary_size)
+    options = {"num_steps": 4, "temperature": 0.0, "num_samples": 1, "seed": 0, **options}
+    model.compile(sampler=ktd.DiffusionSampler(**options))
+    out = model.generate({"token_ids": ids, "padding_mask": pm, "target_mask": tm})
+    return out, ids, tm
+
+
+def test_prompt_cache_is_exact_for_prefix_attention():
+    model = tiny_diffusion(attention="prefix")
+    for temperature in (0.0, 1.0):
+        plain, ids, target = decode(model, temperature=temperature)
+        cached, _, _ = decode(model, temperature=temperature, cache=True)
+        np.testing.assert_array_equal(plain["token_ids"], cached["token_ids"])
+        # The prompt is kept; the target was written.
+        np.testing.assert_array_equal(plain["token_ids"][~target], ids[~target])
+        # One full pass for the cache, then one window pass per step.
+        assert plain["num_forward_passes"][0] == 4
+        assert cached["num_forward_passes"][0] == 5
+
+
+def test_blocks_run_left_to_right_with_their_own_steps():
+    model = tiny_diffusion()
+    # Targets start at 5 (row 0): blocks [5, 8), [8, 11), [11, 14), [14, 16).
+    out, ids, target = decode(model, block_size=3)
+    assert out["num_forward_passes"][0] == 4 * 4
+    cached, _, _ = decode(model, block_size=3, cache=True)
+    # + the cache's pass, + a refresh pass after each block but the last.
+    assert cached["num_forward_passes"][0] == 1 + 4 * 4 + 3
+    for result in (out, cached):
+        np.testing.assert_array_equal(result["token_ids"][~target], ids[~target])
+
+
+def test_early_stop_ends_when_nothing_changes():
+    # A denoiser that always predicts token 3: the first step writes 3
+    # everywhere, the second changes nothing and stops the loop.
+    sampler = ktd.DiffusionSampler(num_steps=10, temperature=0.0, num_samples=1,
+                                   early_stop=True, seed=0)
+    ids, _, target = packed_batch(8)
+
+    def logits_fn(token_ids):
+        return ops.one_hot(ops.full(ops.shape(token_ids), 3), 8) * 10.0
+
+    tokens, _, passes = sampler(logits_fn, ids, target, vocabulary_size=8)
+    assert int(passes) == 2
+    np.testing.assert_array_equal(ops.convert_to_numpy(tokens)[target], 3)
+    sampler.early_stop = False
+    assert int(sampler(logits_fn, ids, target, vocabulary_size=8)[2]) == 10
+
+
+def mask_model():
+    keras.utils.set_random_seed(1)
+    backbone = tiny_causal_lm("gpt2").backbone
+    mask_id = backbone.vocabulary_size - 1  # Any id the model reserves.
+    return ktd.DiffusionDecoder(backbone, None, noise=ktd.MaskNoise(mask_id)), mask_id
+
+
+@pytest.mark.parametrize("strategy", ["confidence", "entropy", "margin", "threshold"])
+def test_mask_strategies_unmask_every_target(strategy):
+    model, mask_id = mask_model()
+    out, ids, target = decode(model, strategy=strategy, num_steps=3, block_size=4)
+    tokens = out["token_ids"]
+    assert not (tokens[target] == mask_id).any()
+    np.testing.assert_array_equal(tokens[~target], ids[~target])
+    assert out["num_forward_passes"][0] <= 3 * 3  # 3 blocks of 4 from position 5
+
+
+def test_threshold_commits_confident_tokens_in_one_step():
+    model, mask_id = mask_model()
+    out, _, target = decode(model, strategy="threshold", threshold=1e-9, num_steps=8)
+    assert out["num_forward_passes"][0] == 1
+    assert not (out["token_ids"][target] == mask_id).any()
+
+
+def test_mask_strategy_needs_a_mask_model():
+    with pytest.raises(ValueError, match="MaskNoise"):
+        decode(tiny_diffusion(), strategy="confidence")
+
+
+def test_selection_rules_on_hand_made_logits():
+    # One row, 4 candidate positions, vocabulary of 3; token 2 is the mask.
+    probs = np.array([[[0.9, 0.05, 0.05], [0.5, 0.4, 0.1], [0.6, 0.2, 0.2], [0.34, 0.33, 0.33]]])
+    logits = np.log(probs).astype("float32")
+    samples = np.zeros((1, 4), "int32")
+    masked = np.full((1, 4), 2, "int32")
+    candidates = np.ones((1, 4), bool)
+
+    def chosen(strategy, tokens=masked, steps_left=2, **kwargs):
+        picked = unmasking.select(strategy, logits, tokens, samples, candidates,
+                                  steps_left, mask_token_id=2, **kwargs)
+        return ops.convert_to_numpy(picked)[0].tolist()
+
+    assert chosen("resample") == [True] * 4
+    # ceil(4 masked / 2 steps) = 2 per step: the highest probability of the
+    # sampled token (0.9, 0.6), the lowest entropy (0.39, 0.94 nats; the
+    # third position's is 0.95), the largest top-2 margin (0.85, 0.4).
+    assert chosen("confidence") == [True, False, True, False]
+    assert chosen("entropy") == [True, True, False, False]
+    assert chosen("margin") == [True, False, True, False]
+    assert chosen("confidence", steps_left=1) == [True] * 4
+    assert chosen("threshold", threshold=0.55) == [True, False, True, False]
+    assert chosen("threshold", threshold=0.95) == [True, False, False, False]
+    assert chosen("threshold", threshold=0.95, steps_left=1) == [True] * 4
+    # Committed (unmasked) positions never change under mask strategies.
+    assert chosen("confidence", tokens=np.array([[0, 2, 2, 2]], "int32")) == [
+        False, True, True, False]  # 3 masked, 2 steps: 2 (0.6 and 0.5)
+    # argmax-unrolled keeps the share whose current token is most likely.
+    current = np.array([[0, 0, 1, 2]], "int32")  # p = 0.9, 0.5, 0.2, 0.33
+    assert chosen("argmax_unrolled", tokens=current, keep_fraction=0.5) == [
+        False, False, True, True]
+
+
+def test_sampler_config_round_trip():
+    sampler = ktd.DiffusionSampler(num_steps=7, strategy="threshold", threshold=0.8,
+                                   block_size=32, cache=True, early_stop=True)
+    again = ktd.DiffusionSampler.from_config(sampler.get_config())
+    assert again.get_config() == sampler.get_config()
+    with pytest.raises(ValueError, match="strategy"):
+        ktd.DiffusionSampler(strategy="greedy")
+    with pytest.raises(ValueError, match="block_size"):
+        ktd.DiffusionSampler(block_size=0)
