@@ -183,3 +183,13 @@ def test_sampler_config_round_trip():
         ktd.DiffusionSampler(strategy="greedy")
     with pytest.raises(ValueError, match="block_size"):
         ktd.DiffusionSampler(block_size=0)
+
+
+def test_sampling_follows_the_tempered_distribution():
+    probs = np.array([0.1, 0.6, 0.05, 0.25], "float32")
+    logits = np.log(np.tile(probs, (20000, 1)))
+    for temperature in (1.0, 0.5):
+        sampler = ktd.DiffusionSampler(temperature=temperature, seed=0)
+        drawn = ops.convert_to_numpy(sampler.sample(logits))
+        expected = probs ** (1 / temperature) / np.sum(probs ** (1 / temperature))
+        np.testing.assert_allclose(np.bincount(drawn, minlength=4) / 20000, expected, atol=0.012)

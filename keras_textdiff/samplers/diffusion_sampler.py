@@ -165,15 +165,22 @@ class DiffusionSampler(Sampler):
         return ops.where(target_mask, noise, ops.cast(token_ids, "int32"))
 
     def sample(self, logits):
-        """One token per position at `temperature` (Gumbel-max trick)."""
+        """One token per position at `temperature`.
+
+        Inverse-CDF sampling: one uniform number per position, not one per
+        vocabulary entry as the Gumbel-max trick needs (on CPU, drawing
+        `positions x vocabulary` random numbers costs more than the model's
+        own output projection).
+        """
         if self.temperature == 0:
             return ops.cast(ops.argmax(logits, axis=-1), "int32")
+        probs = ops.softmax(ops.cast(logits, "float32") / self.temperature, axis=-1)
+        cdf = ops.cumsum(probs, axis=-1)
         uniform = random.uniform(
-            ops.shape(logits), minval=1e-9, maxval=1.0, seed=self.seed_generator
+            ops.shape(logits)[:-1] + (1,), seed=self.seed_generator
         )
-        gumbel = -ops.log(-ops.log(uniform))
-        scaled = ops.cast(logits, "float32") / self.temperature + gumbel
-        return ops.cast(ops.argmax(scaled, axis=-1), "int32")
+        index = ops.sum(ops.cast(cdf < uniform * cdf[..., -1:], "int32"), axis=-1)
+        return ops.minimum(index, ops.shape(logits)[-1] - 1)
 
     def step(self, logits_fn, token_ids, target_mask):
         """One plain step over the whole sequence: new tokens and the score."""
