@@ -401,11 +401,13 @@ def _checked_layout(layout, variable, dimensions):
 
 class _SplitBatchesThatDivide:
     """Split data over the batch axis when it divides the batch; replicate
-    otherwise (e.g. the last, smaller batch of prompts in `generate`)."""
+    otherwise (e.g. the last, smaller batch of prompts in `generate`). With
+    several processes each holds its own part of the data: no fallback."""
 
     def get_data_layout(self, data_shape):
         size = _batch_axis_size(self)
-        if not data_shape or data_shape[0] is None or data_shape[0] % size:
+        indivisible = not data_shape or data_shape[0] is None or data_shape[0] % size
+        if indivisible and self.num_processes == 1:
             return keras.distribution.TensorLayout(
                 [None] * len(data_shape), self.device_mesh
             )

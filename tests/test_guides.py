@@ -27,3 +27,13 @@ def test_guide_runs_in_fast_mode(guide, tmp_path):
         # The converted model, attention set back to causal, is the AR model.
         assert "max |difference|: 0.0\n" in result.stdout
         assert (tmp_path / "smollm2_ar2diff" / "task.json").exists()
+    if guide.stem == "distributed_training":
+        # One device, data parallel and model parallel train alike.
+        losses = [
+            float(line.split(":")[-1])
+            for line in result.stdout.splitlines()
+            if "loss after" in line
+        ]
+        assert len(losses) == 3 and max(losses) - min(losses) < 1e-3, result.stdout
+        assert "P(None, 'model', None)" in result.stdout
+        assert (tmp_path / "model_parallel_preset" / "task.json").exists()
