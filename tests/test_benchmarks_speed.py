@@ -1,0 +1,42 @@
+"""`benchmarks/speed.py` runs end to end for one tiny cell (no timings checked)."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+SPEED_PY = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "speed.py")
+
+
+def load_speed():
+    spec = importlib.util.spec_from_file_location("speed_benchmark", SPEED_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_tiny_cell_writes_table_json_and_plot(tmp_path):
+    speed = load_speed()
+    peers = "keras-hub,transformers"
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        peers = "keras-hub"
+    speed.main([
+        "--quick", "--lengths", "8", "--steps", "2", "--repeats", "1",
+        "--peers", peers, "--options", "bad={\"no_such_option\": 1}",
+        "--out-dir", str(tmp_path),
+    ])
+    stem = tmp_path / "speed-cpu"
+    rows = json.loads(stem.with_suffix(".json").read_text())["rows"]
+    by_peer = {r["peer"] for r in rows if "error" not in r}
+    assert by_peer == {"forward", "diffusion"} | set(peers.split(","))
+    (diffusion,) = [r for r in rows if r["peer"] == "diffusion"]
+    assert diffusion["options"] == "plain" and diffusion["runs"] == 1
+    text = stem.with_suffix(".md").read_text()
+    assert "| gpt2 | tiny | 1 | 8 | plain | 2 |" in text
+    assert "Options bad=" in text  # an unknown sampler option is reported, not fatal
+    pytest.importorskip("matplotlib")
+    assert stem.with_suffix(".png").stat().st_size > 0
