@@ -197,12 +197,20 @@ def annealed_mask(mask, padding_mask, visibility, seed=None):
     return ops.cast(ops.logical_and(ops.cast(mask, "bool"), allowed), "int32")
 
 
-def backbone_logits(backbone, token_ids, padding_mask, mask):
-    """Run `backbone` with attention `mask` and project to vocabulary logits."""
+def backbone_logits(backbone, token_ids, padding_mask, mask, start=0, size=None):
+    """Run `backbone` with attention `mask` and project to vocabulary logits.
+
+    With `size`, only positions `start, ..., start + size - 1` are projected
+    (`start` may be a scalar tensor): the projection is the costliest matrix
+    product of a small model with a large vocabulary.
+    """
     inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
     inputs = {k: ops.convert_to_tensor(v) for k, v in inputs.items()}
     with attention_mask_override(mask):
         hidden = backbone(inputs)
+    if size is not None:
+        batch, _, width = ops.shape(hidden)
+        hidden = ops.slice(hidden, [0, start, 0], [batch, size, width])
     logits = backbone.token_embedding(hidden, reverse=True)
     return ops.cast(logits, "float32")
 

@@ -116,13 +116,10 @@ class WindowedLogits:
             with attention_lib.attention_mask_override(mask):
                 logits, _, cache = self.task.call_with_cache(ids, cache, start)
         else:
-            inputs = {"token_ids": token_ids, "padding_mask": self.padding_mask}
-            with attention_lib.attention_mask_override(self.mask):
-                hidden = self.model.backbone(inputs)
-            hidden = ops.slice(
-                hidden, [0, start, 0], [batch, self.window, ops.shape(hidden)[-1]]
+            logits = attention_lib.backbone_logits(
+                self.model.backbone, token_ids, self.padding_mask, self.mask,
+                start, self.window,
             )
-            logits = self.model.backbone.token_embedding(hidden, reverse=True)
         # With shifted prediction the window's first position reads its own
         # output: callers never update that position (see DiffusionSampler).
         return self.model.finish_logits(ops.cast(logits, "float32")), cache
