@@ -15,9 +15,7 @@ Writes `benchmarks/results/fast-decoding-cpu.md` and a JSON next to it.
 """
 
 import argparse
-import json
 import os
-import platform
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -26,6 +24,8 @@ import numpy as np  # noqa: E402
 
 import keras_textdiff as ktd  # noqa: E402
 from keras_textdiff import recipes  # noqa: E402
+from results_files import cpu_description  # noqa: E402
+from results_files import write_results  # noqa: E402
 from keras_textdiff.ar2diff import with_mask_token  # noqa: E402
 from keras_textdiff.data import load_task  # noqa: E402
 from keras_textdiff.evaluation import metrics  # noqa: E402
@@ -133,14 +133,10 @@ def main():
             print(row)
             rows.append(row)
 
-    os.makedirs("benchmarks/results", exist_ok=True)
-    with open("benchmarks/results/fast-decoding-cpu.json", "w") as f:
-        json.dump({"args": vars(args), "rows": rows}, f, indent=2)
     lines = [
         "# Fast decoding options: quality cost on small trained models",
         "",
-        f"Device: CPU ({platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores), JAX. Task: English -> French, the first "
+        f"Device: {cpu_description()}, JAX. Task: English -> French, the first "
         f"{len(examples)} test verses that fit {length} tokens, batch 8.",
         "Models: tiny GPT-2 shape (2 layers, 128 wide) of `benchmarks/quality.py`;"
         " uniform noise = its fine-tuned translation diffusion model; mask "
@@ -158,9 +154,7 @@ def main():
         f"{r['model_calls']} | {r['seconds']} |"
         for r in rows
     ]
-    with open("benchmarks/results/fast-decoding-cpu.md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("fast-decoding-cpu", args, rows, lines)
 
 
 if __name__ == "__main__":

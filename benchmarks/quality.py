@@ -16,14 +16,14 @@ JSON next to it.
 """
 
 import argparse
-import json
 import os
-import platform
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 from keras_textdiff import recipes  # noqa: E402
+from results_files import cpu_description  # noqa: E402
+from results_files import write_results  # noqa: E402
 from keras_textdiff.data import load_task  # noqa: E402
 from keras_textdiff.evaluation import evaluate  # noqa: E402
 
@@ -80,6 +80,11 @@ def main():
         data = os.path.join(args.data, relative)
         starts = {"AR": pretrained["ar"], "diffusion": pretrained["diffusion"],
                   f"AR2Diff_{args.adapt_steps}": adapted}
+        # The same evaluation examples for every model: those that fit the
+        # diffusion layout (prompt + reference in the task's length).
+        reference = recipes.load_model(pretrained["diffusion"])
+        recipes.set_sequence_length(reference, lengths[task])
+        test = fitting_examples(reference, load_task(task, data, "test"), args.eval_examples)
         for name, preset in starts.items():
             run = os.path.join(work, f"{task}-{name}")
             tuned = recipes.finetune(
@@ -87,12 +92,7 @@ def main():
                 sequence_length=lengths[task], **common,
             )["preset"]
             model = recipes.load_model(tuned)
-            examples = load_task(task, data, "test")
-            # The same evaluation examples for every model: those that fit
-            # the diffusion layout (prompt + reference in sequence_length).
-            reference = recipes.load_model(pretrained["diffusion"])
-            recipes.set_sequence_length(reference, lengths[task])
-            examples = fitting_examples(reference, examples, args.eval_examples)
+            examples = test
             if not recipes.is_diffusion(model):
                 model.compile(sampler="greedy")
                 examples = recipes.ar_examples(examples)
@@ -110,14 +110,10 @@ def main():
             print(row)
             rows.append(row)
 
-    os.makedirs("benchmarks/results", exist_ok=True)
-    with open("benchmarks/results/quality-cpu.json", "w") as f:
-        json.dump({"args": vars(args), "rows": rows}, f, indent=2)
     lines = [
         "# Quality at CPU scale: AR vs diffusion vs AR2Diff_N",
         "",
-        f"Device: CPU ({platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores), JAX. Total time "
+        f"Device: {cpu_description()}, JAX. Total time "
         f"{(time.time() - started) / 60:.0f} min.",
         f"Model: GPT-2 shape `tiny` (2 layers, 128 wide), BPE 4096 learned on "
         f"the Python standard library; sequence length {args.sequence_length} "
@@ -139,9 +135,7 @@ def main():
             f"| {row['task']} | {row['model']} | {row['examples']} | {metrics} "
             f"| {row['eval_seconds']} |"
         )
-    with open("benchmarks/results/quality-cpu.md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("quality-cpu", args, rows, lines)
 
 
 if __name__ == "__main__":
