@@ -41,6 +41,18 @@ UNIFORM_OPTIONS = {
     "blocks of 32, 4 steps each, cache": dict(
         temperature=0.0, num_steps=4, block_size=32, cache=True, early_stop=True
     ),
+    # The fixed schedule that `benchmarks/speed.py` times on random weights.
+    "blocks of 32, 4 steps each, cache, no early stop": dict(
+        temperature=0.0, num_steps=4, block_size=32, cache=True
+    ),
+}
+# The uniform model again, its weights cast to bfloat16 (what the PyTorch
+# backend's CPU speed table runs): the cost of the dtype alone.
+BFLOAT16_OPTIONS = {
+    "10 steps, argmax": dict(temperature=0.0),
+    "blocks of 32, 4 steps each, cache, no early stop": dict(
+        temperature=0.0, num_steps=4, block_size=32, cache=True
+    ),
 }
 MASK_OPTIONS = {
     "resample all, 10 steps": dict(temperature=0.0),
@@ -106,9 +118,9 @@ def main():
     parser.add_argument("--sequence-length", type=int, default=192)
     args = parser.parse_args()
     data = os.path.join(args.data, "bible_en_fr")
-    uniform = recipes.load_model(
-        os.path.join(args.quality_dir, "translation-diffusion", "preset")
-    )
+    uniform_preset = os.path.join(args.quality_dir, "translation-diffusion", "preset")
+    uniform = recipes.load_model(uniform_preset)
+    uniform_bf16 = ktd.DiffusionDecoder.from_preset(uniform_preset, dtype="bfloat16")
     length = args.sequence_length
     examples = uniform.preprocessor.fitting_pairs(load_task("translation", data, "test"))
     examples = examples[: args.examples]
@@ -120,6 +132,7 @@ def main():
 
     rows = []
     for noise, model, table in (("uniform", uniform, UNIFORM_OPTIONS),
+                                ("uniform, bfloat16", uniform_bf16, BFLOAT16_OPTIONS),
                                 ("mask", masked, MASK_OPTIONS)):
         for name, options in table.items():
             texts, passes, seconds = decode_all(model, examples, options, length)

@@ -26,13 +26,24 @@ sampled every 5 ms in a thread) over the timed runs, on GPU the device
 memory in use (JAX `memory_stats()`, `torch.cuda.max_memory_allocated`)
 above what was in use before them.
 
-Usage (JAX backend; run from the repository root):
+The diffusion side and the keras-hub peer run on the Keras backend of the
+process: JAX (the default) or PyTorch (`KERAS_BACKEND=torch`; eager, no
+compilation, `torch.nn.functional.scaled_dot_product_attention`). On a CPU
+with bfloat16 matrix units (Intel AMX), PyTorch's bfloat16 matmuls are
+several times faster than XLA's, which has no AMX kernels: a compute-bound
+denoising step gains from them, an AR token (memory- and overhead-bound at
+batch 1) does not. Results files carry the backend and dtype in their name
+when they are not the device's defaults (`speed-cpu-torch-bfloat16.md`).
+
+Usage (run from the repository root):
 
     python benchmarks/speed.py                       # the defaults below
     python benchmarks/speed.py --quick               # tiny model, a smoke run
     python benchmarks/speed.py --sizes 45m,125m --lengths 128,256,512,1024 \\
         --batch-sizes 1,8 --steps 10,20,50 --shapes gpt2,llama
     python benchmarks/speed.py --options cache='{"cache": true}'
+    KERAS_BACKEND=torch python benchmarks/speed.py --dtype bfloat16 \
+        --lengths 128,256,512,1024
 
 Defaults on CPU: GPT-2 shape, ~125M parameters, batch 1, lengths 512 and
 1024, 10 steps, both AR peers, 5 repeats, 150 s per cell: the issue's
@@ -64,7 +75,6 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
@@ -72,6 +82,11 @@ import numpy as np  # noqa: E402
 import keras_textdiff as ktd  # noqa: E402
 from keras_textdiff import attention as attention_lib  # noqa: E402
 
+BACKEND = keras.config.backend()
+if BACKEND == "jax":
+    import jax
+else:
+    jax = None
 PROMPT_LENGTH = 16
 AR_PEERS = ("keras-hub", "transformers")
 
@@ -118,13 +133,22 @@ QUICK = dict(sizes="tiny", lengths="64", batch_sizes="1", steps="10",
 
 
 def on_gpu():
-    return jax.default_backend() in ("gpu", "cuda", "rocm")
+    if jax is not None:
+        return jax.default_backend() in ("gpu", "cuda", "rocm")
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def describe_device():
     """(name for the report, short name for the file names)."""
     if on_gpu():
-        name = jax.devices()[0].device_kind
+        if jax is not None:
+            name = jax.devices()[0].device_kind
+        else:
+            import torch
+
+            name = torch.cuda.get_device_name()
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         return name, slug
     model = platform.processor() or platform.machine()
@@ -143,10 +167,11 @@ def describe_device():
 def versions():
     found = {
         "python": platform.python_version(),
-        "jax": jax.__version__,
         "keras": keras.__version__,
         "keras_hub": keras_hub.__version__,
     }
+    if jax is not None:
+        found["jax"] = jax.__version__
     try:
         import torch
         import transformers
@@ -398,35 +423,49 @@ def diffusion_packed(prompt, n):
     }
 
 
-def diffusion_call(model, prompt, n, steps, steps_taken):
-    """DiffusionDecoder.generate of the `n` target positions; records the
-    sampler's `num_steps_taken` (when it reports one) into `steps_taken`."""
+def diffusion_call(model, prompt, n, steps, model_calls):
+    """DiffusionDecoder.generate of the `n` target positions; appends the
+    model calls the sampler made (`num_forward_passes`) to `model_calls`."""
     packed = diffusion_packed(prompt, n)
 
     def call():
         out = model.generate(packed, num_steps=steps)
-        if "num_steps_taken" in out:
-            steps_taken.append(float(np.mean(out["num_steps_taken"])))
+        model_calls.append(int(np.asarray(out["num_forward_passes"])[0]))
 
     return call
 
 
 def forward_calls(model, prompt, n):
-    """Jit-compiled forward passes over `[batch, 16 + n]` tokens: the logits
-    (`model.logits`, what one plain denoising step runs) and the backbone's
-    hidden states alone (no LM head)."""
+    """Forward passes over `[batch, 16 + n]` tokens (jit-compiled on JAX,
+    eager under `torch.no_grad()` on PyTorch): the logits (`model.logits`,
+    what one plain denoising step runs) and the backbone's hidden states
+    alone (no LM head)."""
     packed = diffusion_packed(prompt, n)
     args = [packed["token_ids"], packed["padding_mask"], packed["target_mask"]]
-    variables = model.trainable_variables + model.non_trainable_variables
-    values = [v.value for v in variables]
+    if jax is None:
+        import torch
 
-    def stateless(function):
-        def run(values, *args):
-            with keras.StatelessScope(state_mapping=zip(variables, values)):
-                return function(*args)
+        args = [keras.ops.convert_to_tensor(a) for a in args]
 
-        compiled = jax.jit(run)
-        return lambda: jax.block_until_ready(compiled(values, *args))
+        def stateless(function):
+            def call():
+                with torch.no_grad():
+                    function(*args)
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+
+            return call
+    else:
+        variables = model.trainable_variables + model.non_trainable_variables
+        values = [v.value for v in variables]
+
+        def stateless(function):
+            def run(values, *args):
+                with keras.StatelessScope(state_mapping=zip(variables, values)):
+                    return function(*args)
+
+            compiled = jax.jit(run)
+            return lambda: jax.block_until_ready(compiled(values, *args))
 
     def hidden_states(token_ids, padding_mask, target_mask):
         mask = model.attention_mask(padding_mask, target_mask)
@@ -449,8 +488,11 @@ class Benchmark:
         self.rows = []
         self.notes = []
         self.failed_options = {}
-        self.memory_kind = {"jax": "jax" if on_gpu() else "host",
-                            "torch": "torch" if on_gpu() else "host"}
+        gpu = on_gpu()
+        self.memory_kind = {
+            "jax": ("jax" if jax is not None else "torch") if gpu else "host",
+            "torch": "torch" if gpu else "host",
+        }
         self.deadline = (
             time.time() + 60 * args.max_minutes if args.max_minutes else None
         )
@@ -554,9 +596,13 @@ class Benchmark:
         for options_name, options in args.options.items():
             if options_name in self.failed_options:
                 continue
+            # An option set may fix its own step count (e.g. blocks of 32,
+            # 4 steps each); the others run at every `--steps`.
+            options = dict(options)
+            steps_list = [options.pop("num_steps")] if "num_steps" in options else args.steps
             try:
                 diffusion.compile(sampler=ktd.DiffusionSampler(
-                    num_steps=args.steps[0], num_samples=1, temperature=0.0,
+                    num_steps=steps_list[0], num_samples=1, temperature=0.0,
                     seed=0, **options))
             except Exception as e:  # noqa: BLE001
                 self.failed_options[options_name] = f"{type(e).__name__}: {e}"
@@ -565,14 +611,14 @@ class Benchmark:
                 continue
             # The step count is a loop bound, not a shape: the first step
             # count's first call compiles, the others reuse it.
-            for steps in args.steps:
-                taken = []
+            for steps in steps_list:
+                calls = []
                 self.guarded(cell, "diffusion", lambda: measure(
-                    diffusion_call(diffusion, prompt, n, steps, taken),
+                    diffusion_call(diffusion, prompt, n, steps, calls),
                     args.repeats, args.cell_budget, self.memory_kind["jax"]),
                     steps=steps, options=options_name)
-                if taken:
-                    self.rows[-1]["steps_taken"] = float(np.mean(taken))
+                if calls:
+                    self.rows[-1]["model_calls"] = float(np.mean(calls))
 
 
 # --- the report ---------------------------------------------------------------------
@@ -601,7 +647,7 @@ def markdown(bench):
     lines = [
         f"# Decoding speed on {bench.device}",
         "",
-        f"Backend JAX ({keras.config.backend()}), dtype {args.dtype}; "
+        f"Keras backend {BACKEND}, dtype {args.dtype}; "
         + ", ".join(f"{k} {v}" for k, v in versions().items()) + ".",
         f"Command: `python {' '.join(sys.argv)}`",
         "",
@@ -639,12 +685,14 @@ def markdown(bench):
         "Speed-up: AR peer's median time / diffusion's, same shape, batch and `n`; "
         "`best` is over the faster AR peer. `step/fwd`: diffusion time per step "
         "(median / steps) over one compiled forward pass with the LM head (the issue "
-        "targets <= 1.2).",
+        "targets <= 1.2; plain decoding only: the other options' model calls "
+        "run on smaller windows). `calls`: the model calls made "
+        "(`num_forward_passes`). With random weights, early stop and threshold "
+        "decoding stop wherever these weights happen to: their times say "
+        "nothing about a trained model's; fixed-schedule options' do.",
         "",
-        "| shape | size | batch | n | options | steps | median s | runs | tokens/s | first call s | compile or warm-up s | peak MiB | x keras-hub | x transformers | x best | step/fwd |"
-        + (" steps taken |" if any("steps_taken" in r for r in rows) else ""),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        + ("---|" if any("steps_taken" in r for r in rows) else ""),
+        "| shape | size | batch | n | options | steps | median s | runs | tokens/s | first call s | compile or warm-up s | peak MiB | x keras-hub | x transformers | x best | step/fwd | calls |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["peer"] != "diffusion":
@@ -658,12 +706,11 @@ def markdown(bench):
             head + f"{fmt(r['median_s'], 3)} | {r['runs']} | {fmt(r['tokens_per_s'], 1)} | "
             f"{fmt(r['first_s'], 1)} | {fmt(r['compile_s'], 1)} | {fmt(r['peak_mib'], 0)} | "
             f"{fmt(s['keras-hub'])} | {fmt(s['transformers'])} | {fmt(s['best'])} | "
-            f"{fmt(s['step_over_forward'])} |"
-            + (f" {fmt(r.get('steps_taken'), 1)} |" if any("steps_taken" in x for x in rows) else "")
+            f"{fmt(s['step_over_forward'])} | {fmt(r.get('model_calls'), 1)} |"
         )
     lines += [
         "",
-        "## One forward pass (jit-compiled, same tokens)",
+        "## One forward pass (same tokens; jit-compiled on JAX, eager on PyTorch)",
         "",
         "| shape | size | batch | tokens | backbone ms | with LM head ms | LM head share |",
         "|---|---|---|---|---|---|---|",
@@ -693,8 +740,10 @@ def speedups(rows, diffusion_row):
             times.append(peer_row["median_s"])
     result["best"] = min(times) / diffusion_row["median_s"] if times else None
     forward = find(rows, "forward", diffusion_row, part="logits")
-    result["step_over_forward"] = forward and (
+    plain = diffusion_row.get("options") == "plain"
+    result["step_over_forward"] = (
         diffusion_row["median_s"] / diffusion_row["steps"] / forward["median_s"]
+        if forward and plain else None
     )
     return result
 
@@ -793,6 +842,8 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: tiny model, 64 tokens, 2 repeats")
     parser.add_argument("--out-dir", default=os.path.join("benchmarks", "results"))
+    parser.add_argument("--tag", help="added to the results file names, so that "
+                        "a run of other cells keeps the default run's files")
     args = parser.parse_args(argv)
 
     defaults = dict(GPU_DEFAULTS if on_gpu() else CPU_DEFAULTS)
@@ -831,11 +882,29 @@ def _ints(text):
     return [int(t) for t in str(text).split(",") if t.strip()]
 
 
+def results_slug(device_slug, args):
+    """`speed-<device>` names the device's default run; another backend or
+    dtype is added to the name so that it does not overwrite it."""
+    default_dtype = (GPU_DEFAULTS if on_gpu() else CPU_DEFAULTS)["dtype"]
+    parts = [device_slug]
+    if BACKEND != "jax":
+        parts.append(BACKEND)
+    if args.dtype != default_dtype:
+        parts.append(args.dtype)
+    if args.tag:
+        parts.append(re.sub(r"[^A-Za-z0-9_.]+", "-", args.tag))
+    return "-".join(parts)
+
+
 def main(argv=None):
-    if keras.config.backend() != "jax":
-        raise SystemExit("benchmarks/speed.py times the JAX backend: set KERAS_BACKEND=jax.")
+    if BACKEND not in ("jax", "torch"):
+        raise SystemExit(
+            "benchmarks/speed.py times the JAX or the PyTorch backend: set "
+            f"KERAS_BACKEND=jax or torch (it is {BACKEND!r})."
+        )
     args = parse_args(argv)
     device, slug = describe_device()
+    slug = results_slug(slug, args)
     print(f"Device: {device}", flush=True)
     bench = Benchmark(args, device, slug)
     load_before = os.getloadavg()[0]

@@ -44,3 +44,17 @@ for options in ({"cache": True, "block_size": 3, "early_stop": True},
     fast = model.generate(["abc", "de"], max_length=12)
     assert fast[0].startswith("abc") and fast[1].startswith("de"), (options, fast)
 print("fast options OK")
+
+# Temperature 0's argmax (top_k on torch, for speed) is numpy's argmax, in
+# float32 and bfloat16 (whole numbers below 256 are exact in bfloat16).
+from keras import ops  # noqa: E402
+
+from keras_textdiff.samplers.diffusion_sampler import argmax  # noqa: E402
+
+rng = np.random.default_rng(0)
+logits = np.stack([rng.permutation(200) for _ in range(6)]).reshape(2, 3, 200)
+for dtype in ("float32", "bfloat16"):
+    found = ops.convert_to_numpy(argmax(ops.cast(logits, dtype)))
+    np.testing.assert_array_equal(found, logits.argmax(-1))
+    assert found.dtype == np.int32, found.dtype
+print("argmax OK")

@@ -22,3 +22,4 @@ def test_fit_and_reproducible_generate(backend):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("OK"), result.stdout
+    assert "fast options OK" in result.stdout and "argmax OK" in result.stdout, result.stdout

@@ -21,6 +21,18 @@ def token_cross_entropy(logits, token_ids, mask):
     return total / ops.maximum(ops.sum(mask, axis=-1), 1.0)
 
 
+def argmax(logits):
+    """`argmax` over the last axis, as int32.
+
+    On PyTorch's CPU kernels, `topk(k=1)` finds the same index about 2x
+    faster than `argmax` (and 3x in bfloat16): for a 124M-parameter GPT-2
+    over 1,040 positions that was 11% of a denoising step.
+    """
+    if keras.config.backend() == "torch":
+        return ops.cast(ops.top_k(logits, 1)[1][..., 0], "int32")
+    return ops.cast(ops.argmax(logits, axis=-1), "int32")
+
+
 class FullLogits:
     """A plain `token_ids -> logits` function as a one-window denoiser."""
 
@@ -173,7 +185,7 @@ class DiffusionSampler(Sampler):
         own output projection).
         """
         if self.temperature == 0:
-            return ops.cast(ops.argmax(logits, axis=-1), "int32")
+            return argmax(logits)
         probs = ops.softmax(ops.cast(logits, "float32") / self.temperature, axis=-1)
         cdf = ops.cumsum(probs, axis=-1)
         uniform = random.uniform(
