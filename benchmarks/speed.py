@@ -787,7 +787,8 @@ def plot(bench, path):
         axis.set_ylabel("speed-up over the faster AR peer")
         axis.set_title(f"{shape} {size}, batch {batch}")
         axis.legend()
-    figure.suptitle(f"Diffusion vs autoregressive decoding, {bench.device}", fontsize=9)
+    figure.suptitle(f"Diffusion vs autoregressive decoding, {bench.device}; "
+                    f"Keras {BACKEND}, {bench.args.dtype}", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
