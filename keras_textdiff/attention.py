@@ -202,7 +202,10 @@ def backbone_logits(backbone, token_ids, padding_mask, mask, start=0, size=None)
 
     With `size`, only positions `start, ..., start + size - 1` are projected
     (`start` may be a scalar tensor): the projection is the costliest matrix
-    product of a small model with a large vocabulary.
+    product of a small model with a large vocabulary. The logits keep the
+    backbone's compute dtype: a float32 copy of `[batch, length, vocab]`
+    costs a decoding step more than its argmax does (callers that need
+    float32, such as softmaxes, cast).
     """
     inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
     inputs = {k: ops.convert_to_tensor(v) for k, v in inputs.items()}
@@ -211,8 +214,7 @@ def backbone_logits(backbone, token_ids, padding_mask, mask, start=0, size=None)
     if size is not None:
         batch, _, width = ops.shape(hidden)
         hidden = ops.slice(hidden, [0, start, 0], [batch, size, width])
-    logits = backbone.token_embedding(hidden, reverse=True)
-    return ops.cast(logits, "float32")
+    return backbone.token_embedding(hidden, reverse=True)
 
 
 @keras.saving.register_keras_serializable(package="keras_textdiff")

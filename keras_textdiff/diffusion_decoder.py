@@ -148,7 +148,7 @@ class DiffusionDecoder(CausalLM):
         attention_mask="auto",
         visibility=None,
     ):
-        """The vocabulary logits of `token_ids`, with this model's attention.
+        """Float32 vocabulary logits of `token_ids` under this model's attention.
 
         Args:
             token_ids, padding_mask, target_mask: `[batch, length]` tensors.
@@ -166,6 +166,7 @@ class DiffusionDecoder(CausalLM):
         logits = attention_lib.backbone_logits(
             self.backbone, token_ids, padding_mask, attention_mask
         )
+        logits = ops.cast(logits, "float32")
         return self.finish_logits(logits)
 
     def finish_logits(self, logits):

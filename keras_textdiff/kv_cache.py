@@ -103,8 +103,10 @@ class WindowedLogits:
         """Logits `[batch, window, vocab]` of positions `start, ...`.
 
         `start` (a scalar tensor is fine) must satisfy
-        `0 <= start <= length - window`. Returns `(logits, cache)`; with a
-        cache, the window's keys and values are updated in it.
+        `0 <= start <= length - window`. Returns `(logits, cache)`, the
+        logits in the backbone's compute dtype (a float32 copy of them cost
+        more than a step's argmax on CPU); with a cache, the window's keys
+        and values are updated in it.
         """
         batch, length = ops.shape(token_ids)
         start = ops.cast(start, "int32")
@@ -122,4 +124,4 @@ class WindowedLogits:
             )
         # With shifted prediction the window's first position reads its own
         # output: callers never update that position (see DiffusionSampler).
-        return self.model.finish_logits(ops.cast(logits, "float32")), cache
+        return self.model.finish_logits(logits), cache

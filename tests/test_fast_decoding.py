@@ -119,6 +119,32 @@ def mask_model():
     return ktd.DiffusionDecoder(backbone, None, noise=ktd.MaskNoise(mask_id)), mask_id
 
 
+def test_bfloat16_decoding_keeps_the_logits_in_bfloat16():
+    # A float32 copy of every step's `[batch, length, vocab]` logits cost
+    # more than the step's argmax on CPU: steps use them as computed.
+    keras.utils.set_random_seed(1)
+    backbone = tiny_causal_lm("gpt2").backbone
+    backbone = type(backbone).from_config(backbone.get_config() | {"dtype": "bfloat16"})
+    mask_id = backbone.vocabulary_size - 1
+    model = ktd.DiffusionDecoder(backbone, None, noise=ktd.MaskNoise(mask_id))
+    ids, padding_mask, target_mask = packed_batch(backbone.vocabulary_size)
+    masked = np.where(target_mask, mask_id, ids).astype("int32")
+    windowed = WindowedLogits(model, padding_mask, target_mask, LENGTH, False)
+    step_logits, _ = windowed(masked, 0, windowed.initial_cache(masked))
+    full = model.logits(masked, padding_mask, target_mask)
+    assert keras.backend.standardize_dtype(step_logits.dtype) == "bfloat16"
+    assert keras.backend.standardize_dtype(full.dtype) == "float32"
+    full = ops.convert_to_numpy(full)
+    step_logits = ops.convert_to_numpy(ops.cast(step_logits, "float32"))
+    # The same numbers but the mask token's (-1e9, rounded to bfloat16).
+    np.testing.assert_array_equal(step_logits[..., :mask_id], full[..., :mask_id])
+    # One threshold step from all-masks commits every target to a token of
+    # the highest float32 logit (by value: bfloat16 logits can tie).
+    out, _, _ = decode(model, strategy="threshold", threshold=1e-9, num_steps=1)
+    chosen = np.take_along_axis(full, out["token_ids"][..., None], axis=-1)[..., 0]
+    np.testing.assert_array_equal(chosen[target_mask], full.max(-1)[target_mask])
+
+
 @pytest.mark.parametrize("strategy", ["confidence", "entropy", "margin", "threshold"])
 def test_mask_strategies_unmask_every_target(strategy):
     model, mask_id = mask_model()

@@ -26,7 +26,7 @@ def argmax(logits):
 
     On PyTorch's CPU kernels, `topk(k=1)` finds the same index about 2x
     faster than `argmax` (and 3x in bfloat16): for a 124M-parameter GPT-2
-    over 1,040 positions that was 11% of a denoising step.
+    over 1,040 positions in bfloat16 that saves 60 ms, 12% of a step.
     """
     if keras.config.backend() == "torch":
         return ops.cast(ops.top_k(logits, 1)[1][..., 0], "int32")

@@ -53,7 +53,7 @@ def select(
 
     Args:
         strategy: one of `STRATEGIES`.
-        logits: float `[batch, window, vocab]`.
+        logits: float `[batch, window, vocab]`, any float dtype.
         tokens: int `[batch, window]`, the step's input tokens.
         samples: int `[batch, window]`, tokens drawn from `logits`.
         candidates: bool `[batch, window]`, positions allowed to change.
@@ -65,7 +65,7 @@ def select(
     """
     if strategy == "resample":
         return candidates
-    probs = ops.softmax(logits, axis=-1)
+    probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
     if strategy == "argmax_unrolled":
         current = ops.take_along_axis(probs, tokens[..., None], axis=-1)[..., 0]
         keep = ops.cast(
