@@ -13,8 +13,9 @@ For GPT-2 and Llama shapes of several sizes this times, on the same
   with `DiffusionSampler(num_steps=S, num_samples=1, temperature=0.0,
   seed=0, **options)`, the target being the `n` positions after the prompt;
 - `forward`: one jit-compiled forward pass of the same backbone over the same
-  `[batch, 16 + n]` tokens, with (`model.logits`) and without the LM head, so
-  the table can state the loop overhead: diffusion time per step / forward.
+  `[batch, 16 + n]` tokens, with the LM head (the logits a plain step computes,
+  in the compute dtype) and without, so the table can state the loop
+  overhead: diffusion time per step / forward.
 
 Weights are random (speed does not depend on them); the prompt is 16 random
 token ids; no tokenizer is involved (no TensorFlow needed). Each cell is
@@ -69,6 +70,7 @@ import statistics
 import sys
 import threading
 import time
+import types
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 # JAX and PyTorch share the GPU: let JAX take memory as it needs it.
@@ -78,9 +80,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
 
 import keras_textdiff as ktd  # noqa: E402
 from keras_textdiff import attention as attention_lib  # noqa: E402
+from keras_textdiff.kv_cache import WindowedLogits  # noqa: E402
 
 BACKEND = keras.config.backend()
 if BACKEND == "jax":
@@ -437,9 +441,9 @@ def diffusion_call(model, prompt, n, steps, model_calls):
 
 def forward_calls(model, prompt, n):
     """Forward passes over `[batch, 16 + n]` tokens (jit-compiled on JAX,
-    eager under `torch.no_grad()` on PyTorch): the logits (`model.logits`,
-    what one plain denoising step runs) and the backbone's hidden states
-    alone (no LM head)."""
+    eager under `torch.no_grad()` on PyTorch): the logits one plain
+    denoising step computes and the backbone's hidden states alone (no LM
+    head)."""
     packed = diffusion_packed(prompt, n)
     args = [packed["token_ids"], packed["padding_mask"], packed["target_mask"]]
     if jax is None:
@@ -472,7 +476,13 @@ def forward_calls(model, prompt, n):
         with attention_lib.attention_mask_override(mask):
             return model.backbone({"token_ids": token_ids, "padding_mask": padding_mask})
 
-    return {"logits": stateless(model.logits), "backbone": stateless(hidden_states)}
+    def step_logits(token_ids, padding_mask, target_mask):
+        # What one plain denoising step runs: the logits in the compute dtype.
+        window = ops.shape(token_ids)[1]
+        denoiser = WindowedLogits(model, padding_mask, target_mask, window, False)
+        return denoiser(token_ids, 0, None)[0]
+
+    return {"logits": stateless(step_logits), "backbone": stateless(hidden_states)}
 
 
 # --- the grid ----------------------------------------------------------------------
@@ -485,6 +495,10 @@ class Benchmark:
         self.args = args
         self.device = device
         self.device_slug = device_slug
+        self.backend = BACKEND
+        self.gpu = on_gpu()
+        self.versions = versions()
+        self.command = f"python {' '.join(sys.argv)}"
         self.rows = []
         self.notes = []
         self.failed_options = {}
@@ -553,7 +567,7 @@ class Benchmark:
         hf_model = None
         if "transformers" in args.peers:
             hf_model, reason = transformers_model(
-                shape, size, max_length, args.dtype, args.torch_threads)
+                shape, size, max_length, args.peer_dtype, args.torch_threads)
             if reason:
                 self.note(reason)
         diffusion = ktd.DiffusionDecoder(backbone, preprocessor=None)
@@ -647,9 +661,10 @@ def markdown(bench):
     lines = [
         f"# Decoding speed on {bench.device}",
         "",
-        f"Keras backend {BACKEND}, dtype {args.dtype}; "
-        + ", ".join(f"{k} {v}" for k, v in versions().items()) + ".",
-        f"Command: `python {' '.join(sys.argv)}`",
+        f"Keras backend {bench.backend}, dtype {args.dtype} (transformers peer: "
+        f"{getattr(args, 'peer_dtype', args.dtype)}); "
+        + ", ".join(f"{k} {v}" for k, v in bench.versions.items()) + ".",
+        f"Command: `{bench.command}`",
         "",
         f"Random weights; a {PROMPT_LENGTH}-token prompt; `n` tokens written "
         "after it (AR: greedy, never stopping early; diffusion: the `n` target "
@@ -657,7 +672,7 @@ def markdown(bench):
         f"(at most {args.repeats}, fewer where a cell would pass "
         f"{args.cell_budget:.0f} s); first call and compile (first call minus "
         "median) apart. Memory: peak growth over the timed runs "
-        + ("of device memory (JAX memory stats, torch.cuda)." if on_gpu()
+        + ("of device memory (JAX memory stats, torch.cuda)." if bench.gpu
            else "of the process's resident memory (host RSS, sampled every 5 ms); "
            "memory the allocator kept from earlier calls is not counted."),
         "",
@@ -686,13 +701,16 @@ def markdown(bench):
         "`best` is over the faster AR peer. `step/fwd`: diffusion time per step "
         "(median / steps) over one compiled forward pass with the LM head (the issue "
         "targets <= 1.2; plain decoding only: the other options' model calls "
-        "run on smaller windows). `calls`: the model calls made "
+        "run on smaller windows); `slope/fwd`: the cost of one more step, "
+        "(median at the most steps - at the fewest) / (step difference), over "
+        "the same forward pass, without what a `generate()` call pays once "
+        "(input packing, the initial noise, host transfers). `calls`: the model calls made "
         "(`num_forward_passes`). With random weights, early stop and threshold "
         "decoding stop wherever these weights happen to: their times say "
         "nothing about a trained model's; fixed-schedule options' do.",
         "",
-        "| shape | size | batch | n | options | steps | median s | runs | tokens/s | first call s | compile or warm-up s | peak MiB | x keras-hub | x transformers | x best | step/fwd | calls |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| shape | size | batch | n | options | steps | median s | runs | tokens/s | first call s | compile or warm-up s | peak MiB | x keras-hub | x transformers | x best | step/fwd | slope/fwd | calls |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["peer"] != "diffusion":
@@ -706,7 +724,8 @@ def markdown(bench):
             head + f"{fmt(r['median_s'], 3)} | {r['runs']} | {fmt(r['tokens_per_s'], 1)} | "
             f"{fmt(r['first_s'], 1)} | {fmt(r['compile_s'], 1)} | {fmt(r['peak_mib'], 0)} | "
             f"{fmt(s['keras-hub'])} | {fmt(s['transformers'])} | {fmt(s['best'])} | "
-            f"{fmt(s['step_over_forward'])} | {fmt(r.get('model_calls'), 1)} |"
+            f"{fmt(s['step_over_forward'])} | {fmt(s['slope_over_forward'])} | "
+            f"{fmt(r.get('model_calls'), 1)} |"
         )
     lines += [
         "",
@@ -744,6 +763,12 @@ def speedups(rows, diffusion_row):
     result["step_over_forward"] = (
         diffusion_row["median_s"] / diffusion_row["steps"] / forward["median_s"]
         if forward and plain else None
+    )
+    sweep = sorted((r["steps"], r["median_s"]) for r in rows
+                   if find([r], "diffusion", diffusion_row, options="plain"))
+    result["slope_over_forward"] = (
+        (sweep[-1][1] - sweep[0][1]) / (sweep[-1][0] - sweep[0][0]) / forward["median_s"]
+        if forward and plain and len(sweep) > 1 else None
     )
     return result
 
@@ -788,7 +813,7 @@ def plot(bench, path):
         axis.set_title(f"{shape} {size}, batch {batch}")
         axis.legend()
     figure.suptitle(f"Diffusion vs autoregressive decoding, {bench.device}; "
-                    f"Keras {BACKEND}, {bench.args.dtype}", fontsize=9)
+                    f"Keras {bench.backend}, {bench.args.dtype}", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -805,10 +830,35 @@ def write_results(bench):
     with open(stem + ".md", "w") as f:
         f.write(text)
     with open(stem + ".json", "w") as f:
-        json.dump({"device": bench.device, "versions": versions(),
-                   "arguments": {k: v for k, v in vars(bench.args).items()},
-                   "notes": bench.notes, "rows": bench.rows}, f, indent=1)
+        json.dump({"device": bench.device, "gpu": bench.gpu, "backend": bench.backend,
+                   "versions": bench.versions, "command": bench.command,
+                   "arguments": vars(bench.args), "notes": bench.notes,
+                   "rows": bench.rows}, f, indent=1)
     return text
+
+
+def render(path):
+    """Rewrite a results JSON's `.md` and `.png` (a new table column, a
+    new plot) without measuring again."""
+    with open(path) as f:
+        data = json.load(f)
+    stem = os.path.splitext(path)[0]
+    slug = os.path.basename(stem).removeprefix("speed-")
+    command = data.get("command")
+    if command is None and os.path.exists(stem + ".md"):  # Older files.
+        with open(stem + ".md") as f:
+            command = next((line.strip()[len("Command: `"):-1] for line in f
+                            if line.startswith("Command: `")), None)
+    bench = types.SimpleNamespace(
+        device=data["device"], device_slug=slug, rows=data["rows"],
+        gpu=data.get("gpu", not slug.startswith("cpu")),
+        notes=data["notes"], versions=data["versions"],
+        backend=data.get("backend", "torch" if "-torch" in slug else "jax"),
+        command=command or "not recorded",
+        args=argparse.Namespace(**{**data["arguments"], "out_dir": os.path.dirname(path)}),
+        note=lambda text: None,
+    )
+    return write_results(bench)
 
 
 # --- the command line ------------------------------------------------------------------
@@ -834,6 +884,10 @@ def parse_args(argv=None):
                         help="a named set of DiffusionSampler options (repeatable), "
                         """e.g. cache='{"cache": true}'; "plain" ({}) always runs""")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--peer-dtype", choices=["float32", "bfloat16", "float16"],
+                        help="the transformers peer's dtype (default: --dtype). On a "
+                        "CPU, batch-1 AR tokens can be faster in float32 than in "
+                        "bfloat16: compare against the faster one")
     parser.add_argument("--torch-threads", type=int,
                         help="PyTorch CPU threads (default: torch's own). On a CPU "
                         "that other processes keep busy, torch's threads wait on "
@@ -843,6 +897,8 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: tiny model, 64 tokens, 2 repeats")
     parser.add_argument("--out-dir", default=os.path.join("benchmarks", "results"))
+    parser.add_argument("--render", metavar="JSON",
+                        help="rewrite a results JSON's .md and .png without measuring")
     parser.add_argument("--tag", help="added to the results file names, so that "
                         "a run of other cells keeps the default run's files")
     args = parser.parse_args(argv)
@@ -853,6 +909,7 @@ def parse_args(argv=None):
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    args.peer_dtype = args.peer_dtype or args.dtype
     args.shapes = _names(args.shapes, SIZES, "--shapes")
     args.sizes = _names(args.sizes, SIZES["gpt2"], "--sizes")
     args.peers = _names(args.peers, AR_PEERS, "--peers")
@@ -904,6 +961,9 @@ def main(argv=None):
             f"KERAS_BACKEND=jax or torch (it is {BACKEND!r})."
         )
     args = parse_args(argv)
+    if args.render:
+        print(render(args.render))
+        return None
     device, slug = describe_device()
     slug = results_slug(slug, args)
     print(f"Device: {device}", flush=True)
