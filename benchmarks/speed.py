@@ -43,8 +43,9 @@ Usage (run from the repository root):
     python benchmarks/speed.py --sizes 45m,125m --lengths 128,256,512,1024 \\
         --batch-sizes 1,8 --steps 10,20,50 --shapes gpt2,llama
     python benchmarks/speed.py --options cache='{"cache": true}'
-    KERAS_BACKEND=torch python benchmarks/speed.py --dtype bfloat16 \
-        --lengths 128,256,512,1024
+    KERAS_BACKEND=torch python benchmarks/speed.py --dtype bfloat16 \\
+        --peer-dtype float32 --lengths 128,256,512,1024 --peers transformers
+    python benchmarks/speed.py --render benchmarks/results/speed-cpu.json
 
 Defaults on CPU: GPT-2 shape, ~125M parameters, batch 1, lengths 512 and
 1024, 10 steps, both AR peers, 5 repeats, 150 s per cell: the issue's
@@ -56,7 +57,8 @@ bfloat16, 20 s per cell (`scripts/gpu_speed.sh`).
 Writes `benchmarks/results/speed-<device>.md` (the tables), `.json` (every
 measurement) and `.png` (speed-up over the faster AR peer against output
 length, one line per step count, like the paper's Figure 3), rewritten
-after every cell so an interrupted run keeps what it measured.
+after every cell so an interrupted run keeps what it measured. `--render`
+rewrites the `.md` and `.png` of a results JSON without measuring again.
 """
 
 import argparse
