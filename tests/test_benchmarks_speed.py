@@ -38,5 +38,9 @@ def test_one_tiny_cell_writes_table_json_and_plot(tmp_path):
     text = stem.with_suffix(".md").read_text()
     assert "| gpt2 | tiny | 1 | 8 | plain | 2 |" in text
     assert "Options bad=" in text  # an unknown sampler option is reported, not fatal
+    # --render rebuilds the same table from the JSON alone.
+    stem.with_suffix(".md").unlink()
+    speed.main(["--render", str(stem.with_suffix(".json"))])
+    assert stem.with_suffix(".md").read_text() == text
     pytest.importorskip("matplotlib")
     assert stem.with_suffix(".png").stat().st_size > 0
