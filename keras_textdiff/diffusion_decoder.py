@@ -12,6 +12,23 @@ from keras_textdiff.noise import UniformNoise
 from keras_textdiff.samplers.diffusion_sampler import DiffusionSampler
 
 
+def check_sequence_length(backbone, length, name="sequence_length"):
+    """Raise a clear error if `backbone` cannot take `length` tokens.
+
+    Checked against the backbone's position table, if it has one (GPT-2 and
+    OPT learn one position embedding per position; rotary models do not).
+    """
+    if not isinstance(length, int) or length < 4:
+        raise ValueError(f"`{name}` must be an int >= 4. Received: {length!r}")
+    limit = getattr(backbone, "max_sequence_length", None)
+    if limit is not None and length > limit:
+        raise ValueError(
+            f"`{name}` = {length} exceeds the backbone's `max_sequence_length` "
+            f"= {limit} (its position table). Use `{name}` <= {limit}, or a "
+            f"backbone pretrained with `max_sequence_length` >= {length}."
+        )
+
+
 def masked_cross_entropy(labels, logits, mask):
     """Cross-entropy averaged over the positions where `mask` is nonzero."""
     losses = keras.losses.sparse_categorical_crossentropy(
@@ -385,7 +402,8 @@ class DiffusionDecoder(CausalLM):
         if packed:
             batch = dict(inputs)
         else:
-            self._check_max_length(max_length)
+            if max_length is not None:
+                check_sequence_length(self.backbone, max_length, "max_length")
             batch = self.preprocessor.generate_preprocess(
                 inputs, sequence_length=max_length
             )
@@ -422,7 +440,8 @@ class DiffusionDecoder(CausalLM):
             start first), `"tokens"` (token strings per step, target region)
             and `"token_ids"` (`[steps + 1, length]`).
         """
-        self._check_max_length(max_length)
+        if max_length is not None:
+            check_sequence_length(self.backbone, max_length, "max_length")
         num_steps = num_steps or self.sampler.num_steps
         batch = self.preprocessor.generate_preprocess([prompt], max_length)
         target_mask = ops.cast(batch["target_mask"], "bool")
@@ -457,20 +476,6 @@ class DiffusionDecoder(CausalLM):
             strip_prompt=True,
         )
         return {"texts": texts, "tokens": tokens, "token_ids": np.stack(states)}
-
-    def _check_max_length(self, max_length):
-        if max_length is None:
-            return
-        limit = getattr(self.backbone, "max_sequence_length", None)
-        if not isinstance(max_length, int) or max_length < 4:
-            raise ValueError(
-                f"`max_length` must be an int >= 4. Received: {max_length!r}"
-            )
-        if limit is not None and max_length > limit:
-            raise ValueError(
-                f"`max_length` = {max_length} is longer than the backbone's "
-                f"`max_sequence_length` = {limit}. Pass `max_length` <= {limit}."
-            )
 
     def get_config(self):
         config = super().get_config()

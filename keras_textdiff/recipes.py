@@ -26,6 +26,7 @@ import re
 import keras
 import numpy as np
 
+from keras_textdiff.diffusion_decoder import check_sequence_length
 from keras_textdiff.distribution import describe as describe_distribution
 from keras_textdiff.distribution import distributed_recipe
 
@@ -307,21 +308,9 @@ def pair_dataset(model, examples, batch_size, seed):
 def set_sequence_length(model, sequence_length):
     """Make `model` train and generate at `sequence_length` tokens.
 
-    Checked against the backbone's position table, if it has one (GPT-2 and
-    OPT learn one position embedding per position; rotary models do not).
+    Raises `ValueError` if the backbone's position table is shorter.
     """
-    if not isinstance(sequence_length, int) or sequence_length < 4:
-        raise ValueError(
-            f"`sequence_length` must be an int >= 4. Received: {sequence_length!r}"
-        )
-    limit = getattr(model.backbone, "max_sequence_length", None)
-    if limit is not None and sequence_length > limit:
-        raise ValueError(
-            f"`sequence_length` = {sequence_length} exceeds the backbone's "
-            f"`max_sequence_length` = {limit} (its position table). Use "
-            f"<= {limit}, or pretrain with `max_sequence_length` >= "
-            f"{sequence_length}."
-        )
+    check_sequence_length(model.backbone, sequence_length)
     model.preprocessor.sequence_length = sequence_length
 
 

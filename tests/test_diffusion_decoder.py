@@ -8,6 +8,7 @@ import keras_textdiff as ktd
 from conftest import gemma_backbone
 from conftest import gpt2_backbone
 from conftest import letter_tokenizer
+from keras_textdiff.recipes import set_sequence_length
 
 SEQUENCE_LENGTH = 12
 
@@ -196,6 +197,10 @@ def test_keras_and_preset_round_trips(tmp_path):
         (lambda m: m.generate(["abcdefghijkl"]), "max_length"),
         (lambda m: m.generate(["abc"], max_length=5), "max_length"),
         (lambda m: m.generate(["abc"], max_length=100), "max_sequence_length"),
+        (lambda m: m.generate(["abc"], max_length=3), "int >= 4"),
+        (lambda m: m.denoising_trajectory("abc", max_length=100), "max_sequence_length"),
+        (lambda m: set_sequence_length(m, 100), "max_sequence_length"),
+        (lambda m: set_sequence_length(m, 8.0), "sequence_length. must be an int"),
         (lambda m: m.generate(["abc"], num_steps=0), "num_steps"),
         (lambda m: m.compile(loss="mse"), "loss"),
         (lambda m: m.compile(sampler="greedy"), "sampler"),
