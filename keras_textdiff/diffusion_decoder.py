@@ -195,8 +195,13 @@ class DiffusionDecoder(CausalLM):
         mask_token_id = getattr(self.noise, "mask_token_id", None)
         if mask_token_id is not None:
             # The mask token is an input symbol only, never a prediction.
+            # Its logit is pushed down to a finite value of the logits' own
+            # dtype: -1e9 is -inf in float16, and -inf * 0 is NaN in scores.
+            lowest = -1e9
+            if keras.backend.standardize_dtype(logits.dtype) == "float16":
+                lowest = float(np.finfo("float16").min)
             is_mask = ops.arange(ops.shape(logits)[-1]) == mask_token_id
-            logits = ops.where(is_mask, -1e9, logits)
+            logits = ops.where(is_mask, lowest, logits)
         return logits
 
     def call(self, inputs, training=None, mask=None):

@@ -145,6 +145,34 @@ def test_bfloat16_decoding_keeps_the_logits_in_bfloat16():
     np.testing.assert_array_equal(chosen[target_mask], full.max(-1)[target_mask])
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_mask_decoding_scores_stay_finite(dtype):
+    # The mask token's logit is pushed far down in the logits' own dtype:
+    # -1e9 is -inf in float16, and -inf * 0 made the scores of rows with
+    # masks left NaN (so `num_samples > 1` picked its best at random).
+    keras.utils.set_random_seed(1)
+    backbone = tiny_causal_lm("gpt2").backbone
+    backbone = type(backbone).from_config(backbone.get_config() | {"dtype": dtype})
+    mask_id = backbone.vocabulary_size - 1
+    model = ktd.DiffusionDecoder(backbone, None, noise=ktd.MaskNoise(mask_id))
+    ids, padding_mask, target_mask = packed_batch(backbone.vocabulary_size)
+    masked = np.where(target_mask, mask_id, ids).astype("int32")
+    denoiser = WindowedLogits(model, padding_mask, target_mask, LENGTH, False)
+    logits = ops.convert_to_numpy(ops.cast(denoiser(masked, 0, None)[0], "float32"))
+    assert np.isfinite(logits).all() and (logits[..., mask_id] < logits.max(-1)).all()
+    sampler = ktd.DiffusionSampler(
+        num_steps=4, temperature=0.0, num_samples=2, strategy="confidence"
+    )
+    # Called on the batch directly (`generate` would repeat it per sample).
+    tokens, scores, _ = sampler(
+        denoiser,
+        ids, target_mask, backbone.vocabulary_size, model=model,
+        initial_tokens=masked, mask_token_id=mask_id,
+    )
+    assert np.isfinite(ops.convert_to_numpy(scores)).all()
+    assert (ops.convert_to_numpy(tokens)[target_mask] != mask_id).all()
+
+
 @pytest.mark.parametrize("strategy", ["confidence", "entropy", "margin", "threshold"])
 def test_mask_strategies_unmask_every_target(strategy):
     model, mask_id = mask_model()
