@@ -86,7 +86,7 @@ print(f"{len(pairs)} signature -> body pairs")
 # too): token ids, padding and target masks. The model then needs no
 # preprocessor (`preprocessor=None`).
 columns = {key: [p[key] for p in pairs] for key in ("prefix", "target")}
-x, y = preprocessor(columns)
+x, y, _ = preprocessor(columns)
 x, y = keras.tree.map_structure(keras.ops.convert_to_numpy, (x, y))
 
 

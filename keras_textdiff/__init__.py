@@ -10,10 +10,12 @@ from keras_textdiff import distribution  # Data and model parallel (JAX).
 from keras_textdiff.ar2diff import AR2DiffConverter
 from keras_textdiff.attention import supported_backbone_names
 from keras_textdiff.diffusion_decoder import DiffusionDecoder
-from keras_textdiff.diffusion_decoder import sundae_loss
 from keras_textdiff.diffusion_preprocessor import DiffusionPreprocessor
 from keras_textdiff.noise import MaskNoise
+from keras_textdiff.noise import Noise
 from keras_textdiff.noise import UniformNoise
+from keras_textdiff.noise import masked_diffusion_loss
+from keras_textdiff.noise import sundae_loss
 from keras_textdiff.samplers import DiffusionSampler
 
 __version__ = "0.1.0"

@@ -14,6 +14,12 @@ Masks are `[batch, query, key]` integer tensors, 1 where attention is allowed:
 - `"prefix"`: prefix positions attend only to the prefix; target positions
   attend to everything. The prompt's keys then never depend on the target,
   so a decoder may compute them once.
+- `"block"`: the prefix attends causally, exactly as in the AR model it came
+  from; the target is cut into blocks of `block_size` positions, each
+  attending to the prefix, to earlier blocks, and inside itself both ways,
+  never to later blocks (block diffusion: BD3-LM, SDAR, Fast-dLLM v2). With
+  one block covering the target, the prefix keeps its AR hidden states and
+  only the target is bidirectional.
 - `"causal"`: the backbone's own mask (no override).
 """
 
@@ -23,7 +29,7 @@ import contextvars
 import keras
 from keras import ops
 
-ATTENTION_MODES = ("bidirectional", "prefix", "causal")
+ATTENTION_MODES = ("bidirectional", "prefix", "block", "causal")
 
 # The decoder-layer methods that build the self-attention mask, by name.
 _MASK_METHODS = ("_compute_self_attention_mask", "_compute_attention_mask")
@@ -131,35 +137,75 @@ def attention_mask_override(mask):
         _override.reset(token)
 
 
-def check_mode(mode):
+def check_mode(mode, block_size=None):
+    """Raise a clear error for an unknown mode or a bad `block_size`."""
     if mode not in ATTENTION_MODES:
         raise ValueError(
             f"`attention` must be one of {ATTENTION_MODES}. Received: {mode!r}"
         )
+    if mode == "block":
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(
+                '`attention="block"` needs `block_size`, an int >= 1 (the '
+                "target positions per block; the target length for one "
+                f"block). Received: block_size={block_size!r}"
+            )
+    elif block_size is not None:
+        raise ValueError(
+            f'`block_size` applies to `attention="block"` only, not '
+            f"{mode!r}. Received: block_size={block_size!r}"
+        )
 
 
-def attention_mask(mode, padding_mask, target_mask=None):
+def _positions(mask):
+    """0, 1, 2, ... along axis 1, shaped like `mask` (symbolic lengths too)."""
+    return ops.cumsum(ops.ones_like(mask, dtype="int32"), axis=1) - 1
+
+
+def _block_ids(target_mask, block_size):
+    """Each position's block: -1 on the prefix, 0, 1, ... on the target."""
+    is_target = ops.cast(target_mask, "bool")
+    # Target positions counted from the first one: 1, 2, ...
+    rank = ops.cumsum(ops.cast(is_target, "int32"), axis=1)
+    return ops.where(is_target, (rank - 1) // block_size, -1)
+
+
+def attention_mask(mode, padding_mask, target_mask=None, block_size=None):
     """Build the `[batch, query, key]` mask for an attention `mode`.
 
     Args:
-        mode: one of `"bidirectional"`, `"prefix"`, `"causal"`.
+        mode: one of `ATTENTION_MODES`.
         padding_mask: `[batch, length]`, true for real (non-padding) tokens.
         target_mask: `[batch, length]`, true for target positions. Needed for
-            `"prefix"` only.
+            `"prefix"` and `"block"`.
+        block_size: int, for `"block"`.
 
     Returns:
         An int32 mask, or `None` for `"causal"` (the backbone's own mask).
     """
-    check_mode(mode)
+    check_mode(mode, block_size)
     if mode == "causal":
         return None
     valid = ops.cast(padding_mask, "bool")
+    if mode in ("prefix", "block") and target_mask is None:
+        raise ValueError(
+            f'`attention="{mode}"` needs a `target_mask` marking the '
+            "target positions; got None."
+        )
+    if mode == "block":
+        block = _block_ids(target_mask, block_size)
+        query_block, key_block = block[:, :, None], block[:, None, :]
+        positions = _positions(block)
+        causal = positions[:, :, None] >= positions[:, None, :]
+        is_target = ops.cast(target_mask, "bool")[:, :, None]
+        # Earlier blocks (the prefix is block -1), or the same block: both
+        # ways inside a target block, causally inside the prefix.
+        same = ops.logical_and(
+            query_block == key_block, ops.logical_or(is_target, causal)
+        )
+        keys = ops.logical_or(key_block < query_block, same)
+        return ops.cast(ops.logical_and(keys, valid[:, None, :]), "int32")
     if mode == "prefix":
-        if target_mask is None:
-            raise ValueError(
-                '`attention="prefix"` needs a `target_mask` marking the '
-                "target positions; got None."
-            )
         is_target = ops.cast(target_mask, "bool")
         # A query sees a key if the query is a target or the key is prefix.
         queries, keys = is_target[:, :, None], ~is_target[:, None, :]
@@ -197,12 +243,16 @@ def annealed_mask(mask, padding_mask, visibility, seed=None):
     return ops.cast(ops.logical_and(ops.cast(mask, "bool"), allowed), "int32")
 
 
-def backbone_logits(backbone, token_ids, padding_mask, mask, start=0, size=None):
+def backbone_logits(
+    backbone, token_ids, padding_mask, mask, start=0, size=None, positions=None
+):
     """Run `backbone` with attention `mask` and project to vocabulary logits.
 
     With `size`, only positions `start, ..., start + size - 1` are projected
     (`start` may be a scalar tensor): the projection is the costliest matrix
-    product of a small model with a large vocabulary. The logits keep the
+    product of a small model with a large vocabulary. With `positions` (int
+    `[batch, window]`), only those positions of each row are projected, in
+    that order. The logits keep the
     backbone's compute dtype: a float32 copy of `[batch, length, vocab]`
     costs a decoding step more than its argmax does (callers that need
     float32, such as softmaxes, cast).
@@ -214,6 +264,13 @@ def backbone_logits(backbone, token_ids, padding_mask, mask, start=0, size=None)
     if size is not None:
         batch, _, width = ops.shape(hidden)
         hidden = ops.slice(hidden, [0, start, 0], [batch, size, width])
+    if positions is not None:
+        batch, window = ops.shape(positions)
+        index = ops.broadcast_to(
+            ops.cast(positions, "int32")[:, :, None],
+            (batch, window, ops.shape(hidden)[-1]),
+        )
+        hidden = ops.take_along_axis(hidden, index, axis=1)
     return backbone.token_embedding(hidden, reverse=True)
 
 

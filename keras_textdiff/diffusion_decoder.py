@@ -29,28 +29,6 @@ def check_sequence_length(backbone, length, name="sequence_length"):
         )
 
 
-def masked_cross_entropy(labels, logits, mask):
-    """Cross-entropy averaged over the positions where `mask` is nonzero."""
-    losses = keras.losses.sparse_categorical_crossentropy(
-        labels, ops.cast(logits, "float32"), from_logits=True
-    )
-    mask = ops.cast(mask, "float32")
-    return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-
-def sundae_loss(token_ids, logits, unrolled_logits, weights):
-    """SUNDAE's unrolled denoising loss L(1:2) = L(1) + L(2).
-
-    L(1) is the cross-entropy of the logits computed from the corrupted input
-    against the clean tokens; L(2) the same after one unrolled denoising step
-    (see `DiffusionDecoder.call`). Both cover the target region only
-    (`weights`), as in the paper (PAPER.md, "Loss").
-    """
-    loss_1 = masked_cross_entropy(token_ids, logits, weights)
-    loss_2 = masked_cross_entropy(token_ids, unrolled_logits, weights)
-    return loss_1 + loss_2
-
-
 @keras.saving.register_keras_serializable(package="keras_textdiff")
 class DiffusionDecoder(CausalLM):
     """A text diffusion model over a keras-hub decoder-only backbone.
@@ -70,8 +48,14 @@ class DiffusionDecoder(CausalLM):
             layers are shared, not copied.
         preprocessor: a `keras_textdiff.DiffusionPreprocessor`, or `None`.
         attention: `"bidirectional"` (the paper), `"prefix"` (prefix tokens
-            attend only to the prefix), or `"causal"`.
-        noise: the corruption process. Defaults to `UniformNoise()`.
+            attend only to the prefix), `"block"` (the prefix attends
+            causally, as in the AR model; target blocks of `block_size`
+            attend both ways inside and to earlier blocks), or `"causal"`.
+        block_size: int, the target positions per block, for
+            `attention="block"` only.
+        noise: the corruption process and its objective (`UniformNoise`:
+            SUNDAE's L(1:2); `MaskNoise`: the masked-diffusion ELBO).
+            Defaults to `UniformNoise()`.
         sampler: the decoder used by `generate()`. Defaults to
             `DiffusionSampler()` (10 steps, temperature 0.2, 8 samples).
         shifted_prediction: bool. If true, position `i`'s prediction is read
@@ -111,11 +95,12 @@ class DiffusionDecoder(CausalLM):
         sampler=None,
         shifted_prediction=False,
         annealing_steps=None,
+        block_size=None,
         **kwargs,
     ):
         # === Layers ===
         attention_lib.make_switchable(backbone)
-        attention_lib.check_mode(attention)
+        attention_lib.check_mode(attention, block_size)
         if annealing_steps is not None and attention == "causal":
             raise ValueError(
                 "`annealing_steps` ramps attention from causal to "
@@ -126,6 +111,7 @@ class DiffusionDecoder(CausalLM):
         self.preprocessor = preprocessor
         self.noise = noise if noise is not None else UniformNoise()
         self.attention = attention
+        self.block_size = block_size
         self.shifted_prediction = bool(shifted_prediction)
         self.annealing_steps = annealing_steps
         self.annealing = (
@@ -151,7 +137,7 @@ class DiffusionDecoder(CausalLM):
     def attention_mask(self, padding_mask, target_mask=None, training=False):
         """This model's `[batch, query, key]` mask (`None`: causal)."""
         mask = attention_lib.attention_mask(
-            self.attention, padding_mask, target_mask
+            self.attention, padding_mask, target_mask, self.block_size
         )
         if self.annealing is not None:
             mask = self.annealing(mask, padding_mask, training=training)
@@ -164,6 +150,7 @@ class DiffusionDecoder(CausalLM):
         target_mask=None,
         attention_mask="auto",
         visibility=None,
+        positions=None,
     ):
         """Float32 vocabulary logits of `token_ids` under this model's attention.
 
@@ -173,6 +160,9 @@ class DiffusionDecoder(CausalLM):
                 precomputed `[batch, query, key]` mask.
             visibility: float in `[0, 1]` or `None`. Anneal the mask as at
                 that point of training: 0 is causal, 1 is this model's mask.
+            positions: int `[batch, window]` or `None`. Predict only these
+                positions (`[batch, window, vocab]` logits): the vocabulary
+                projection is then paid only where the loss reads.
         """
         if isinstance(attention_mask, str):
             attention_mask = self.attention_mask(padding_mask, target_mask)
@@ -180,19 +170,31 @@ class DiffusionDecoder(CausalLM):
             attention_mask = attention_lib.annealed_mask(
                 attention_mask, padding_mask, visibility
             )
+        if positions is not None:
+            # With shifted prediction, position i is read at i - 1 (i >= 1:
+            # position 0 is never a target).
+            read = positions - int(self.shifted_prediction)
+            logits = attention_lib.backbone_logits(
+                self.backbone, token_ids, padding_mask, attention_mask,
+                positions=read,
+            )
+            return self.finish_logits(ops.cast(logits, "float32"), shift=False)
         logits = attention_lib.backbone_logits(
             self.backbone, token_ids, padding_mask, attention_mask
         )
         logits = ops.cast(logits, "float32")
         return self.finish_logits(logits)
 
-    def finish_logits(self, logits):
-        """The backbone's logits of consecutive positions -> predictions."""
-        if self.shifted_prediction:
+    def finish_logits(self, logits, shift=True):
+        """The backbone's logits of consecutive positions -> predictions.
+
+        `shift=False`: the logits were already read at the shifted positions.
+        """
+        if self.shifted_prediction and shift:
             # Position i reads the output at i - 1 (position 0 is always
             # prefix, so its own logits just fill the slot).
             logits = ops.concatenate([logits[:, :1], logits[:, :-1]], axis=1)
-        mask_token_id = getattr(self.noise, "mask_token_id", None)
+        mask_token_id = self.noise.mask_token_id
         if mask_token_id is not None:
             # The mask token is an input symbol only, never a prediction.
             # Its logit is pushed down to a finite value of the logits' own
@@ -205,46 +207,88 @@ class DiffusionDecoder(CausalLM):
         return logits
 
     def call(self, inputs, training=None, mask=None):
-        """Logits for `inputs`; with a `"target_mask"`, the training logits.
+        """Logits for `inputs`; with a `"target_mask"`, the training outputs.
 
         Given `{"token_ids", "padding_mask"}` this returns logits
         `[batch, length, vocab]`. Given a `"target_mask"` too (the training
-        batches of `DiffusionPreprocessor`), it corrupts the target region,
-        runs the model, takes one unrolled denoising step, runs it again, and
-        returns `{"logits", "unrolled_logits"}` for `sundae_loss`.
+        batches of `DiffusionPreprocessor`), it corrupts the target region
+        with `self.noise`, runs the model, and, as the noise's objective
+        asks, takes one unrolled denoising step and runs it again (SUNDAE).
+        It returns what `self.noise.loss` reads: `"logits"`, `"corrupted"`,
+        `"rate"`, `"positions"` (where the logits are, when the preprocessor
+        has a `target_length`) and maybe `"unrolled_logits"`/`"unrolled"`.
         """
         inputs = {k: ops.convert_to_tensor(v) for k, v in inputs.items()}
-        token_ids = inputs["token_ids"]
+        token_ids = ops.cast(inputs["token_ids"], "int32")
         padding_mask = inputs["padding_mask"]
         if "target_mask" not in inputs:
             return self.logits(token_ids, padding_mask)
         target_mask = ops.cast(inputs["target_mask"], "bool")
-        noisy = self.noise(
-            token_ids,
-            target_mask,
-            vocabulary_size=self.backbone.vocabulary_size,
+        noisy, corrupted, rate = self.noise(
+            token_ids, target_mask, vocabulary_size=self.backbone.vocabulary_size
         )
         mask = self.attention_mask(padding_mask, target_mask, training=training)
-        return self.unrolled_logits(
-            token_ids, padding_mask, target_mask, noisy, mask
-        )
+        positions = self.loss_positions(target_mask)
+        logits = self.logits(noisy, padding_mask, target_mask, mask, positions=positions)
+        outputs = {
+            "logits": logits,
+            "corrupted": _gather(corrupted, positions),
+            "rate": rate,
+        }
+        if positions is not None:
+            outputs["positions"] = positions
+
+        probability = self.noise.unroll_probability
+        if probability == 0:
+            return outputs
+
+        def unrolled():
+            return self.unrolled_logits(
+                token_ids, padding_mask, target_mask, logits, positions, mask
+            )
+
+        if probability == 1:
+            outputs["unrolled_logits"] = unrolled()
+        else:  # Only the steps that unroll pay for the second pass.
+            take = self.noise.unrolls()
+            outputs["unrolled_logits"] = ops.cond(
+                take, unrolled, lambda: ops.zeros_like(logits)
+            )
+            outputs["unrolled"] = ops.cast(take, "float32")
+        return outputs
+
+    def loss_positions(self, target_mask):
+        """The `[batch, target_length]` positions the loss reads, or `None`.
+
+        With a preprocessor that packs a fixed `target_length`, training
+        projects only those positions to the vocabulary; otherwise (the
+        target runs to the end of the sequence) every position.
+        """
+        target_length = None if self.preprocessor is None else self.preprocessor.target_length
+        if target_length is None:
+            return None
+        length = ops.shape(target_mask)[1]
+        index = ops.arange(length, dtype="int32")[None, :]
+        first = ops.min(ops.where(target_mask, index, length), axis=1, keepdims=True)
+        return first + ops.arange(target_length, dtype="int32")[None, :]
 
     def unrolled_logits(
-        self, token_ids, padding_mask, target_mask, noisy, attention_mask="auto"
+        self, token_ids, padding_mask, target_mask, logits, positions=None,
+        attention_mask="auto",
     ):
-        """Logits on `noisy` and after one unrolled step (SUNDAE, Eq. 5).
+        """Logits after one unrolled denoising step (SUNDAE, Eq. 5).
 
-        The unrolled input is the argmax of the first logits (temperature 0,
-        as in the paper) on the target region, the prefix kept clean. No
+        The unrolled input is the argmax of the first `logits` (temperature
+        0, as in the paper) on the target region, the prefix kept clean. No
         gradient flows through that sample.
         """
-        logits = self.logits(noisy, padding_mask, target_mask, attention_mask)
-        denoised = ops.argmax(ops.stop_gradient(logits), axis=-1)
-        denoised = ops.where(
-            target_mask, ops.cast(denoised, token_ids.dtype), token_ids
+        denoised = ops.cast(ops.argmax(ops.stop_gradient(logits), axis=-1), "int32")
+        if positions is not None:
+            denoised = _scatter(denoised, positions, ops.shape(token_ids)[1])
+        denoised = ops.where(target_mask, denoised, token_ids)
+        return self.logits(
+            denoised, padding_mask, target_mask, attention_mask, positions=positions
         )
-        unrolled = self.logits(denoised, padding_mask, target_mask, attention_mask)
-        return {"logits": logits, "unrolled_logits": unrolled}
 
     def compile(
         self,
@@ -296,25 +340,33 @@ class DiffusionDecoder(CausalLM):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        weights = ops.cast(x["target_mask"], "float32")
-        if sample_weight is not None:
-            sample_weight = ops.cast(sample_weight, "float32")
-            if len(sample_weight.shape) == 1:
-                sample_weight = sample_weight[:, None]
-            weights = weights * sample_weight
-        loss = sundae_loss(
-            y, y_pred["logits"], y_pred["unrolled_logits"], weights
-        )
+        """The noise's objective on the target region (`sample_weight`).
+
+        `DiffusionPreprocessor` hands the target region over as
+        `sample_weight` (times any per-example weights given to `fit()`);
+        packed batches without one use `x["target_mask"]`.
+        """
+        labels, weights = self._loss_targets(x, y, y_pred, sample_weight)
+        loss = self.noise.loss(labels, y_pred, weights)
         if self.losses:
             loss = loss + ops.sum(self.losses)
         return loss
 
+    def _loss_targets(self, x, y, y_pred, sample_weight):
+        if sample_weight is None:
+            sample_weight = x["target_mask"]
+        weights = ops.cast(sample_weight, "float32")
+        if len(weights.shape) == 1:
+            weights = weights[:, None] * ops.cast(x["target_mask"], "float32")
+        positions = y_pred.get("positions")
+        return _gather(y, positions), _gather(weights, positions)
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        del sample_weight
+        """`accuracy`: of the first pass, on the corrupted target tokens."""
         if self._compile_metrics is not None:
-            self._compile_metrics.update_state(
-                y, y_pred["logits"], ops.cast(x["target_mask"], "float32")
-            )
+            labels, weights = self._loss_targets(x, y, y_pred, sample_weight)
+            weights = weights * ops.cast(y_pred["corrupted"], "float32")
+            self._compile_metrics.update_state(labels, y_pred["logits"], weights)
         return self.get_metrics_result()
 
     # --- generation ---
@@ -341,11 +393,6 @@ class DiffusionDecoder(CausalLM):
             self, repeat(padding_mask), repeat(target_mask), window,
             use_cache=self.sampler.cache,
         )
-        initial_tokens = None
-        if hasattr(self.noise, "fully_corrupted"):
-            initial_tokens = self.noise.fully_corrupted(
-                repeat(token_ids), repeat(target_mask)
-            )
         tokens, scores, passes = self.sampler(
             denoiser,
             repeat(token_ids),
@@ -353,8 +400,7 @@ class DiffusionDecoder(CausalLM):
             vocabulary_size=self.backbone.vocabulary_size,
             num_steps=inputs.get("num_steps"),
             model=self,
-            initial_tokens=initial_tokens,
-            mask_token_id=getattr(self.noise, "mask_token_id", None),
+            noise=self.noise,
         )
         tokens = ops.reshape(tokens, (batch_size, n, length))
         best = ops.argmin(ops.reshape(scores, (batch_size, n)), axis=-1)
@@ -450,12 +496,10 @@ class DiffusionDecoder(CausalLM):
         num_steps = num_steps or self.sampler.num_steps
         batch = self.preprocessor.generate_preprocess([prompt], max_length)
         target_mask = ops.cast(batch["target_mask"], "bool")
-        if hasattr(self.noise, "fully_corrupted"):
-            ids = self.noise.fully_corrupted(batch["token_ids"], target_mask)
-        else:
-            ids = self.sampler.initial_tokens(
-                batch["token_ids"], target_mask, self.backbone.vocabulary_size
-            )
+        ids = self.noise.initial_tokens(
+            batch["token_ids"], target_mask, self.backbone.vocabulary_size,
+            seed=self.sampler.seed_generator,
+        )
 
         def logits_fn(token_ids):
             return self.logits(token_ids, batch["padding_mask"], target_mask)
@@ -465,7 +509,7 @@ class DiffusionDecoder(CausalLM):
             ids, _ = self.sampler.step(logits_fn, ids, target_mask)
             states.append(ops.convert_to_numpy(ids)[0])
         is_target = ops.convert_to_numpy(target_mask)[0]
-        mask_token_id = getattr(self.noise, "mask_token_id", None)
+        mask_token_id = self.noise.mask_token_id
         unique = sorted(set(np.concatenate(states).tolist()) - {mask_token_id})
         pieces = dict(zip(unique, self.preprocessor._detokenize([[t] for t in unique])))
         pieces[mask_token_id] = "<mask>"
@@ -487,6 +531,7 @@ class DiffusionDecoder(CausalLM):
         config.update(
             {
                 "attention": self.attention,
+                "block_size": self.block_size,
                 "shifted_prediction": self.shifted_prediction,
                 "annealing_steps": self.annealing_steps,
                 "noise": keras.layers.serialize(self.noise),
@@ -530,6 +575,23 @@ class DiffusionDecoder(CausalLM):
                 "`keras_textdiff.AR2DiffConverter().convert(preset)`."
             )
         return loader.load_task(cls, load_weights, True, **kwargs)
+
+
+def _gather(values, positions):
+    """`values[b, positions[b, k]]` (`values` itself when `positions` is None)."""
+    if positions is None:
+        return values
+    return ops.take_along_axis(values, ops.cast(positions, "int32"), axis=1)
+
+
+def _scatter(window_values, positions, length):
+    """Place `window_values` `[batch, window]` at their consecutive
+    `positions` in a `[batch, length]` row (0 elsewhere)."""
+    window = ops.shape(positions)[1]
+    index = ops.arange(length, dtype="int32")[None, :] - positions[:, :1]
+    inside = ops.logical_and(index >= 0, index < window)
+    placed = ops.take_along_axis(window_values, ops.clip(index, 0, window - 1), axis=1)
+    return ops.where(inside, placed, 0)
 
 
 def _get_sampler(sampler):

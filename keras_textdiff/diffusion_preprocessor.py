@@ -51,28 +51,41 @@ class DiffusionPreprocessor(Preprocessor):
     Noise and loss cover that whole region, padding included: that is how the
     model learns where its output stops (the paper has no length predictor).
 
+    With `target_length=T` the target region is the `T` positions after the
+    prefix, whatever the prefix's length; positions after it are padding
+    that nothing attends to and no loss reads. Short answers to long
+    prompts (SQuAD) then do not drown in padding, and training projects
+    only `T` positions per example to the vocabulary. Generation packs
+    `T` target positions after each prompt.
+
     Inputs to `__call__` (the `fit()` path) are either raw strings, which get
     a prefix-LM split at a uniformly random token (a random window of the
     string is taken first when it is too long), or a dict
     `{"prefix": strings, "target": strings}` of explicit pairs. A pair that
     does not fit raises an error: trim the data or raise `sequence_length`.
 
-    Outputs are `(x, y)` with `x = {"token_ids", "padding_mask",
-    "target_mask"}` and `y` the clean `token_ids`.
+    Outputs are `(x, y, sample_weight)` with `x = {"token_ids",
+    "padding_mask", "target_mask"}`, `y` the clean `token_ids`, and
+    `sample_weight` the loss weights: 1 on the target region (times any
+    per-example weight passed in), 0 elsewhere.
 
     Args:
         tokenizer: a `keras_hub.tokenizers.Tokenizer` with `end_token_id`
             and `pad_token_id` (and optionally `start_token_id`).
         sequence_length: int. Length of every packed sequence.
         add_start_token: bool. Put the tokenizer's start token first.
+        target_length: int or `None`. The length of the target region
+            (target, end token and padding); `None`: up to `sequence_length`.
         seed: int or `None`. Seed of the random prefix/target split.
 
     Example:
     ```python
     tokenizer = keras_hub.tokenizers.GPT2Tokenizer(vocabulary=..., merges=...)
     preprocessor = keras_textdiff.DiffusionPreprocessor(tokenizer, 64)
-    x, y = preprocessor({"prefix": ["def f(x):\\n"], "target": ["  return x\\n"]})
-    x, y = preprocessor(["raw text is split at a random point"])
+    x, y, sample_weight = preprocessor(
+        {"prefix": ["def f(x):\\n"], "target": ["  return x\\n"]}
+    )
+    x, y, sample_weight = preprocessor(["raw text is split at a random point"])
     ```
     """
 
@@ -82,6 +95,7 @@ class DiffusionPreprocessor(Preprocessor):
         sequence_length=128,
         add_start_token=True,
         seed=None,
+        target_length=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -96,8 +110,19 @@ class DiffusionPreprocessor(Preprocessor):
                 "`sequence_length` must be an int >= 4 (start, prefix, end, "
                 f"target). Received: {sequence_length!r}"
             )
+        if target_length is not None and (
+            isinstance(target_length, bool)
+            or not isinstance(target_length, int)
+            or not 1 <= target_length <= sequence_length - 3
+        ):
+            raise ValueError(
+                "`target_length` must be None or an int in [1, "
+                f"sequence_length - 3 = {sequence_length - 3}] (start, prefix "
+                f"and end take the rest). Received: {target_length!r}"
+            )
         self.tokenizer = tokenizer
         self.sequence_length = sequence_length
+        self.target_length = target_length
         self.add_start_token = add_start_token
         self.seed = seed
 
@@ -135,24 +160,60 @@ class DiffusionPreprocessor(Preprocessor):
             return []
         # start + prefix + end + target + end
         room = self.sequence_length - len(self._start_ids()) - 2
+        prefix_room, target_room = room, room
+        if self.target_length is not None:
+            # The whole target region must fit after the prefix.
+            prefix_room = room + 1 - self.target_length
+            target_room = self.target_length - 1
         prefix = self.tokenizer([p["prefix"] for p in pairs])
         target = self.tokenizer([p["target"] for p in pairs])
         return [
             p
             for p, a, b in zip(pairs, prefix, target)
-            if len(a) + len(b) <= room and len(a) > 0
+            if len(a) + len(b) <= room
+            and 0 < len(a) <= prefix_room
+            and len(b) <= target_room
         ]
 
     def _tokenize(self, strings):
         return _to_ragged(self.tokenizer(strings))
 
-    def _pack(self, prefix, target, sequence_length, add_end=True):
-        """Concatenate `[start] prefix [end] target [end]`, pad, and mask."""
+    def _pack(self, prefix, target, sequence_length, add_end=True, crop=False):
+        """Concatenate `[start] prefix [end] target [end]`, pad, and mask.
+
+        Returns `(token_ids, padding_mask, target_mask)`. With a
+        `target_length`, a longer target is an error, or is cut to fit with
+        `crop` (raw text, whose split point is arbitrary anyway).
+        """
         batch = prefix.nrows()
         start = tf.constant(self._start_ids(), "int32")
         start = tf.RaggedTensor.from_tensor(tf.tile(start[None], [batch, 1]))
         end = tf.fill([batch, 1], tf.constant(self.end_token_id, "int32"))
         head = tf.concat([start, prefix, end], axis=1)
+        if self.target_length is not None:
+            too_long = tf.reduce_any(
+                head.row_lengths() + self.target_length > sequence_length
+            )
+            if tf.executing_eagerly() and bool(too_long):
+                raise ValueError(
+                    f"A prefix leaves no room for the `target_length` = "
+                    f"{self.target_length} target positions within "
+                    f"`sequence_length` = {sequence_length}. Raise "
+                    "`sequence_length`, or filter the examples with "
+                    "`fitting_pairs`."
+                )
+            room = self.target_length - int(add_end)
+            if crop:
+                target = target[:, :room]
+            elif tf.executing_eagerly() and bool(
+                tf.reduce_any(target.row_lengths() > room)
+            ):
+                raise ValueError(
+                    f"A target does not fit in `target_length` = "
+                    f"{self.target_length} tokens (target + end). Raise "
+                    "`target_length`, or filter the examples with "
+                    "`fitting_pairs`."
+                )
         parts = [head, target] + ([end] if add_end else [])
         packed = tf.concat(parts, axis=1)
         lengths = packed.row_lengths()
@@ -172,7 +233,12 @@ class DiffusionPreprocessor(Preprocessor):
         )
         positions = tf.range(sequence_length, dtype="int64")[None, :]
         target_mask = positions >= head.row_lengths()[:, None]
-        return token_ids, target_mask
+        padding_mask = tf.ones_like(target_mask)
+        if self.target_length is not None:
+            end_of_target = head.row_lengths()[:, None] + self.target_length
+            padding_mask = positions < end_of_target
+            target_mask = tf.logical_and(target_mask, padding_mask)
+        return token_ids, padding_mask, target_mask
 
     def _random_split(self, tokens):
         """Crop a random window that fits, then split it at a random point."""
@@ -184,6 +250,8 @@ class DiffusionPreprocessor(Preprocessor):
         # Split point k in [1, width - 1]: both parts non-empty when possible.
         k = 1 + tf.cast(u[:, 1] * tf.cast(width - 1, "float32"), "int64")
         k = tf.minimum(k, width)
+        if self.target_length is not None:  # Leave room for the target region.
+            k = tf.minimum(k, room + 1 - self.target_length)
         index = tf.ragged.range(n)
         start = offset[:, None]
         window = (index >= start) & (index < start + width[:, None])
@@ -205,18 +273,27 @@ class DiffusionPreprocessor(Preprocessor):
                 x["target"]
             )
             prefix, target = self._tokenize(prefix), self._tokenize(target)
+            crop = False
         else:
             strings, _ = _as_batch(x)
             prefix, target = self._random_split(self._tokenize(strings))
-        token_ids, target_mask = self._pack(
-            prefix, target, self.sequence_length
+            crop = True
+        token_ids, padding_mask, target_mask = self._pack(
+            prefix, target, self.sequence_length, crop=crop
         )
         x = {
             "token_ids": token_ids,
-            "padding_mask": tf.ones_like(token_ids, dtype="bool"),
+            "padding_mask": padding_mask,
             "target_mask": target_mask,
         }
-        return keras.utils.pack_x_y_sample_weight(x, token_ids, sample_weight)
+        # The loss reads the target region: Keras' sample-weight path.
+        weights = tf.cast(target_mask, "float32")
+        if sample_weight is not None:
+            sample_weight = tf.cast(sample_weight, "float32")
+            if sample_weight.shape.rank == 1:
+                sample_weight = sample_weight[:, None]
+            weights = weights * sample_weight
+        return keras.utils.pack_x_y_sample_weight(x, token_ids, weights)
 
     # --- generation ---
 
@@ -232,7 +309,6 @@ class DiffusionPreprocessor(Preprocessor):
             `{"token_ids", "padding_mask", "target_mask"}`; target positions
             hold the pad token until the sampler fills them.
         """
-        sequence_length = sequence_length or self.sequence_length
         if isinstance(x, dict):
             if "prefix" not in x:
                 raise ValueError(
@@ -252,8 +328,14 @@ class DiffusionPreprocessor(Preprocessor):
                 "empty or whitespace. Give the model some text to continue."
             )
         prefix = self._tokenize(tf.constant(prompts))
-        room = sequence_length - len(self._start_ids()) - 2
         lengths = prefix.row_lengths().numpy()
+        if sequence_length is None and self.target_length is not None:
+            # Just enough for the longest prompt and its target region, in
+            # steps of 32 so that few prompt lengths need their own compile.
+            needed = int(lengths.max()) + len(self._start_ids()) + 1 + self.target_length
+            sequence_length = -(-needed // 32) * 32
+        sequence_length = sequence_length or self.sequence_length
+        room = sequence_length - len(self._start_ids()) - 2
         if lengths.max() > room:
             i = int(lengths.argmax())
             raise ValueError(
@@ -263,12 +345,12 @@ class DiffusionPreprocessor(Preprocessor):
                 "or a shorter prompt."
             )
         empty_target = tf.ragged.constant([[]] * len(prompts), dtype="int32")
-        token_ids, target_mask = self._pack(
+        token_ids, padding_mask, target_mask = self._pack(
             prefix, empty_target, sequence_length, add_end=False
         )
         return {
             "token_ids": keras.ops.convert_to_tensor(token_ids.numpy()),
-            "padding_mask": keras.ops.ones_like(token_ids.numpy(), "bool"),
+            "padding_mask": keras.ops.convert_to_tensor(padding_mask.numpy()),
             "target_mask": keras.ops.convert_to_tensor(target_mask.numpy()),
         }
 
@@ -278,14 +360,15 @@ class DiffusionPreprocessor(Preprocessor):
         Args:
             x: `{"token_ids", "target_mask"}` from the sampler.
             strip_prompt: bool. Return only the generated text.
-            stop_token_ids: `"auto"` (the end token), a list of ids that end
-                the output, or `None` to keep the whole target region.
+            stop_token_ids: `"auto"` (the end and padding tokens), a list of
+                ids that end the output, or `None` to keep the whole target
+                region.
 
         Returns:
             A list of strings.
         """
         if stop_token_ids == "auto":
-            stop_token_ids = [self.end_token_id]
+            stop_token_ids = [self.end_token_id, self.pad_token_id]
         stop = set(stop_token_ids or [])
         special = set(self._start_ids()) | {self.end_token_id}
         token_ids = keras.ops.convert_to_numpy(x["token_ids"])
@@ -315,6 +398,7 @@ class DiffusionPreprocessor(Preprocessor):
                 "sequence_length": self.sequence_length,
                 "add_start_token": self.add_start_token,
                 "seed": self.seed,
+                "target_length": self.target_length,
             }
         )
         return config

@@ -60,7 +60,7 @@ def make_model(name):
 def packed_batches():
     preprocessor = ktd.DiffusionPreprocessor(TOKENIZER, LENGTH, seed=0)
     words = ["abc", "defg", "hij", "klmno", "pq", "rstu", "vw", "xyz"]
-    x, y = preprocessor({"prefix": words, "target": words[::-1]})
+    x, y, _ = preprocessor({"prefix": words, "target": words[::-1]})
     x = {k: keras.ops.convert_to_numpy(v) for k, v in x.items()}
     prompts = preprocessor.generate_preprocess(words)
     prompts = {k: keras.ops.convert_to_numpy(v) for k, v in prompts.items()}

@@ -21,7 +21,7 @@ def make_model(backbone_fn=gpt2_backbone, **kwargs):
 
 
 def packed_batch(model, pairs):
-    x, y = model.preprocessor(pairs)
+    x, y, _ = model.preprocessor(pairs)
     return {k: ops.convert_to_numpy(v) for k, v in x.items()}
 
 
@@ -44,7 +44,8 @@ def test_loss_equals_independent_numpy_computation():
 
     class FixedNoise(ktd.UniformNoise):
         def call(self, token_ids, target_mask, vocabulary_size):
-            return ops.convert_to_tensor(noisy)
+            rate = ops.ones((len(noisy), 1))
+            return ops.convert_to_tensor(noisy), ops.convert_to_tensor(noisy != clean), rate
 
     model.noise = FixedNoise()
     loss = float(model.compute_loss(x, clean, model(x)))
@@ -245,3 +246,122 @@ def test_missing_preset_is_a_clear_error(tmp_path):
     gpt2.save_to_preset(str(tmp_path / "ar"))
     with pytest.raises(ValueError, match="AR2DiffConverter"):
         ktd.DiffusionDecoder.from_preset(str(tmp_path / "ar"))
+
+
+def _fixed_noise(base, noisy, corrupted, rate):
+    class FixedNoise(base):
+        def call(self, token_ids, target_mask, vocabulary_size):
+            return (ops.convert_to_tensor(noisy), ops.convert_to_tensor(corrupted),
+                    ops.convert_to_tensor(rate))
+
+    return FixedNoise
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_target_window_loss_equals_the_full_sequence_computation(shifted):
+    """With `target_length`, training projects only the target window; the
+    loss must equal L(1:2) computed from full-sequence logits in numpy."""
+    tokenizer = letter_tokenizer()
+    backbone = gpt2_backbone(tokenizer.vocabulary_size())
+    preprocessor = ktd.DiffusionPreprocessor(tokenizer, SEQUENCE_LENGTH, target_length=4)
+    model = ktd.DiffusionDecoder(backbone, preprocessor, shifted_prediction=shifted)
+    x, clean, weights = model.preprocessor({"prefix": ["abcde", "fg"], "target": ["hi", "j"]})
+    x = {k: ops.convert_to_numpy(v) for k, v in x.items()}
+    clean, weights = ops.convert_to_numpy(clean), ops.convert_to_numpy(weights)
+    target = x["target_mask"]
+    rng = np.random.default_rng(1)
+    corrupted = target & (rng.random(clean.shape) < 0.7)
+    noisy = np.where(corrupted, rng.integers(0, 28, clean.shape), clean).astype("int32")
+    model.noise = _fixed_noise(ktd.UniformNoise, noisy, corrupted, np.ones((2, 1), "float32"))()
+    outputs = model(x)
+    assert outputs["logits"].shape == (2, 4, 29)  # only the target window
+    loss = float(model.compute_loss(x, clean, outputs, weights))
+
+    def full_logits(ids):  # every position, then numpy shifts and masks
+        return ops.convert_to_numpy(model.logits(ids, x["padding_mask"], target))
+
+    def ce(logits):
+        lp = np.take_along_axis(np_log_softmax(logits), clean[..., None], -1)[..., 0]
+        return -(lp * target).sum() / target.sum()
+
+    logits_1 = full_logits(noisy)
+    unrolled = np.where(target, logits_1.argmax(-1), clean).astype("int32")
+    expected = ce(logits_1) + ce(full_logits(unrolled))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_one_pass_and_mask_elbo_losses_through_the_model():
+    model = make_model()
+    x = packed_batch(model, {"prefix": ["abc", "de"], "target": ["fgh", "ijkl"]})
+    clean, target = x["token_ids"], x["target_mask"]
+    rng = np.random.default_rng(2)
+    corrupted = target & (rng.random(clean.shape) < 0.5)
+    rate = np.array([[0.5], [0.25]], "float32")
+    mask_id = 27
+    masked = np.where(corrupted, mask_id, clean).astype("int32")
+
+    def ce_per_token(ids):
+        logits = ops.convert_to_numpy(model.logits(ids, x["padding_mask"], target))
+        return -np.take_along_axis(np_log_softmax(logits), clean[..., None], -1)[..., 0]
+
+    # One pass (unroll=0): L(1) only.
+    model.noise = _fixed_noise(ktd.UniformNoise, masked, corrupted, rate)(unroll=0.0)
+    outputs = model(x)
+    assert "unrolled_logits" not in outputs
+    one = float(model.compute_loss(x, clean, outputs))
+    np.testing.assert_allclose(one, (ce_per_token(masked) * target).sum() / target.sum(), rtol=1e-5)
+    # Mask noise: the 1/t-weighted ELBO over masked positions.
+    model.noise = _fixed_noise(ktd.MaskNoise, masked, corrupted, rate)(mask_id)
+    elbo = float(model.compute_loss(x, clean, model(x)))
+    ce = ce_per_token(masked)
+    expected = (ce * corrupted / rate).sum() / target.sum()
+    np.testing.assert_allclose(elbo, expected, rtol=1e-5)
+
+
+def test_sometimes_unrolled_steps_train():
+    model = make_model(noise=ktd.UniformNoise(unroll=0.5, seed=0))
+    words = ["abc", "defg", "hij", "klm"] * 4
+    history = model.fit({"prefix": words, "target": words}, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+@pytest.mark.parametrize("backbone_fn", [gpt2_backbone, gemma_backbone])
+def test_block_attention_keeps_the_prefix_causal_and_blocks_ordered(backbone_fn):
+    model = make_model(backbone_fn, attention="block", block_size=2)
+    x = packed_batch(model, {"prefix": ["abc"], "target": ["defgh"]})
+    ids, target = x["token_ids"], x["target_mask"][0]
+    first = int(np.argmax(target))  # target blocks: [first, first+2), ...
+
+    def logits(t):
+        return ops.convert_to_numpy(model.logits(t, x["padding_mask"], x["target_mask"]))[0]
+
+    def change(position):
+        changed = ids.copy()
+        changed[0, position] = (changed[0, position] + 5) % model.backbone.vocabulary_size
+        return logits(changed)
+
+    base = logits(ids)
+    # The prefix is causal: changing a later prefix token leaves earlier ones.
+    np.testing.assert_allclose(change(first - 1)[: first - 1], base[: first - 1], atol=1e-6)
+    # A block sees itself both ways: its first position sees its second.
+    assert np.abs(change(first + 1)[first] - base[first]).max() > 1e-4
+    # ... and never a later block.
+    np.testing.assert_allclose(change(first + 2)[: first + 2], base[: first + 2], atol=1e-6)
+    # A later block sees an earlier one.
+    assert np.abs(change(first)[first + 2] - base[first + 2]).max() > 1e-4
+    # The prefix equals the AR model's own (causal) computation.
+    causal = ops.convert_to_numpy(model.logits(ids, x["padding_mask"], attention_mask=None))[0]
+    np.testing.assert_allclose(base[:first], causal[:first], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"attention": "block"}, "block_size"),
+        ({"attention": "block", "block_size": 0}, "block_size"),
+        ({"attention": "bidirectional", "block_size": 4}, "block_size"),
+    ],
+)
+def test_bad_block_attention_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_model(**kwargs)

@@ -14,7 +14,7 @@ def _np(x):
 def test_pairs_are_packed_with_a_frozen_prefix():
     tokenizer = letter_tokenizer()
     pre = DiffusionPreprocessor(tokenizer, sequence_length=10)
-    x, y = pre({"prefix": ["ab"], "target": ["cde"]})
+    x, y, weights = pre({"prefix": ["ab"], "target": ["cde"]})
     x = _np(x)
     a, b, c, d, e = (tokenizer.token_to_id(t) for t in "abcde")
     end = tokenizer.end_token_id
@@ -27,6 +27,42 @@ def test_pairs_are_packed_with_a_frozen_prefix():
     )
     assert x["padding_mask"].all()
     np.testing.assert_array_equal(ops.convert_to_numpy(y), x["token_ids"])
+    # The loss weights (Keras' sample_weight) are the target region.
+    np.testing.assert_array_equal(ops.convert_to_numpy(weights), x["target_mask"].astype("float32"))
+
+
+def test_target_length_bounds_the_target_region_whatever_the_prefix():
+    tokenizer = letter_tokenizer()
+    pre = DiffusionPreprocessor(tokenizer, sequence_length=12, target_length=3)
+    x, y, weights = pre(
+        {"prefix": ["ab", "abcde"], "target": ["c", "fg"]}, sample_weight=[1.0, 0.5]
+    )
+    x = _np(x)
+    end = tokenizer.end_token_id
+    a, b, c = (tokenizer.token_to_id(t) for t in "abc")
+    # [start] a b [end] | c [end] [pad] | (outside: padding nobody reads)
+    np.testing.assert_array_equal(x["token_ids"][0][:7], [end, a, b, end, c, end, end])
+    np.testing.assert_array_equal(x["target_mask"][0], [0] * 4 + [1] * 3 + [0] * 5)
+    np.testing.assert_array_equal(x["padding_mask"][0], [1] * 7 + [0] * 5)
+    np.testing.assert_array_equal(x["target_mask"][1], [0] * 7 + [1] * 3 + [0] * 2)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(weights), x["target_mask"] * np.array([[1.0], [0.5]], "float32")
+    )
+    with pytest.raises(ValueError, match="target_length"):
+        pre({"prefix": ["a"], "target": ["abc"]})  # 3 tokens + end > 3
+    assert pre.fitting_pairs([{"prefix": "a", "target": "abc"}, {"prefix": "a", "target": "ab"}]) == [
+        {"prefix": "a", "target": "ab"}
+    ]
+    # Generation: T target positions after each prompt, the rest padding.
+    batch = _np(pre.generate_preprocess(["ab", "abcde"]))
+    assert batch["target_mask"].sum(axis=1).tolist() == [3, 3]
+    np.testing.assert_array_equal(batch["padding_mask"], np.cumsum(batch["target_mask"][:, ::-1], 1)[:, ::-1] > 0)
+
+
+@pytest.mark.parametrize("target_length", [0, 10, 2.5, True])
+def test_bad_target_length_is_refused(target_length):
+    with pytest.raises(ValueError, match="target_length"):
+        DiffusionPreprocessor(letter_tokenizer(), sequence_length=12, target_length=target_length)
 
 
 def test_raw_strings_get_a_random_split_and_fit():
@@ -35,7 +71,7 @@ def test_raw_strings_get_a_random_split_and_fit():
     text = "abcdefghijklmnopqrstuvwxyz"
     prefix_lengths = set()
     for _ in range(20):
-        x, _ = pre([text])
+        x, _, _ = pre([text])
         x = _np(x)
         ids, mask = x["token_ids"][0], x["target_mask"][0]
         prefix_lengths.add(int((~mask).sum()))
@@ -52,7 +88,7 @@ def test_works_in_tf_data():
     ds = tf.data.Dataset.from_tensor_slices(
         {"prefix": ["ab", "c"], "target": ["cd", "efg"]}
     ).batch(2).map(pre)
-    x, y = next(iter(ds))
+    x, y, _ = next(iter(ds))
     assert x["token_ids"].shape == (2, 10)
 
 

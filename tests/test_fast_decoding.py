@@ -167,7 +167,7 @@ def test_half_precision_mask_decoding_scores_stay_finite(dtype):
     tokens, scores, _ = sampler(
         denoiser,
         ids, target_mask, backbone.vocabulary_size, model=model,
-        initial_tokens=masked, mask_token_id=mask_id,
+        noise=model.noise,
     )
     assert np.isfinite(ops.convert_to_numpy(scores)).all()
     assert (ops.convert_to_numpy(tokens)[target_mask] != mask_id).all()

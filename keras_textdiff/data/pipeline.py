@@ -34,18 +34,22 @@ def _check_batch_size(batch_size):
 
 
 def _pack_pairs(preprocessor, pairs, chunk_size=4096):
-    """Packs pairs eagerly (packing a pair is deterministic), in chunks."""
+    """Packs pairs eagerly (packing a pair is deterministic), in chunks.
+
+    Returns the packed `x` arrays and the loss weights (`sample_weight`).
+    """
     chunks = []
     for start in range(0, len(pairs), chunk_size):
         chunk = pairs[start : start + chunk_size]
-        x, _ = preprocessor(
+        x, _, weights = preprocessor(
             {
                 "prefix": [p["prefix"] for p in chunk],
                 "target": [p["target"] for p in chunk],
             }
         )
-        chunks.append({key: np.asarray(value) for key, value in x.items()})
-    return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
+        chunks.append({**{k: np.asarray(v) for k, v in x.items()}, "_weights": np.asarray(weights)})
+    packed = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
+    return packed, packed.pop("_weights")
 
 
 def to_dataset(
@@ -84,9 +88,10 @@ def to_dataset(
         verbose: bool, print how many examples were dropped.
 
     Returns:
-        A `tf.data.Dataset` of `(x, y)` batches, `x` =
+        A `tf.data.Dataset` of `(x, y, sample_weight)` batches, `x` =
         `{"token_ids": int32, "padding_mask": bool, "target_mask": bool}`,
-        each `[batch, sequence_length]`, and `y` the int32 `token_ids`.
+        each `[batch, sequence_length]`, `y` the int32 `token_ids` and
+        `sample_weight` the float32 loss weights (the target region).
         Feed it to a `DiffusionDecoder` whose `preprocessor` is `None`
         (keras-hub's `fit` would otherwise pack the packed batches again).
 
@@ -131,11 +136,13 @@ def to_dataset(
             f"{preprocessor.sequence_length} (start + prefix + end + target + "
             "end). Raise `sequence_length` or use shorter examples."
         )
-    packed = {key: tf.constant(value) for key, value in _pack_pairs(preprocessor, kept).items()}
+    packed, weights = _pack_pairs(preprocessor, kept)
+    packed = {key: tf.constant(value) for key, value in packed.items()}
+    weights = tf.constant(weights)
 
     def gather(indices):
         x = {key: tf.gather(value, indices) for key, value in packed.items()}
-        return x, x["token_ids"]
+        return x, x["token_ids"], tf.gather(weights, indices)
 
     indices = _permuted_indices(len(kept), seed, shuffle, repeat)
     dataset = indices.batch(batch_size, drop_remainder=drop_remainder)

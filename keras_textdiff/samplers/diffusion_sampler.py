@@ -5,6 +5,7 @@ from keras import ops
 from keras import random
 from keras_hub.samplers import Sampler
 
+from keras_textdiff.noise import UniformNoise
 from keras_textdiff.samplers.unmasking import MASK_STRATEGIES
 from keras_textdiff.samplers.unmasking import STRATEGIES
 from keras_textdiff.samplers.unmasking import select
@@ -164,17 +165,8 @@ class DiffusionSampler(Sampler):
         self.cache = bool(cache)
         self.early_stop = bool(early_stop)
         self.seed_generator = random.SeedGenerator(seed)
-
-    def initial_tokens(self, token_ids, target_mask, vocabulary_size):
-        """Uniformly random tokens on the target region, the prefix kept."""
-        noise = random.randint(
-            ops.shape(token_ids),
-            0,
-            vocabulary_size,
-            dtype="int32",
-            seed=self.seed_generator,
-        )
-        return ops.where(target_mask, noise, ops.cast(token_ids, "int32"))
+        # Made here, not inside a compiled loop (it owns a seed variable).
+        self.default_noise = UniformNoise()
 
     def sample(self, logits):
         """One token per position at `temperature`.
@@ -219,8 +211,7 @@ class DiffusionSampler(Sampler):
         vocabulary_size,
         num_steps=None,
         model=None,
-        initial_tokens=None,
-        mask_token_id=None,
+        noise=None,
     ):
         """Denoise a batch.
 
@@ -234,15 +225,16 @@ class DiffusionSampler(Sampler):
                 to `self.num_steps`.
             model: the model, so JAX can thread its variables through the
                 loop.
-            initial_tokens: int `[batch, length]` or `None`: where decoding
-                starts (all-mask for mask noise). Defaults to uniformly
-                random target tokens.
-            mask_token_id: int or `None`; the mask strategies need it.
+            noise: the model's `keras_textdiff.noise.Noise`: where decoding
+                starts (random tokens, or all masks) and its mask token.
+                Defaults to `UniformNoise()`.
 
         Returns:
             `(token_ids, scores, num_forward_passes)`: the decoded tokens,
             each row's score (lower is better) and the model calls made.
         """
+        noise = self.default_noise if noise is None else noise
+        mask_token_id = noise.mask_token_id
         if self.strategy in MASK_STRATEGIES and mask_token_id is None:
             raise ValueError(
                 f'`strategy="{self.strategy}"` decodes a model trained with '
@@ -256,10 +248,9 @@ class DiffusionSampler(Sampler):
         num_steps = self.num_steps if num_steps is None else num_steps
         num_steps = ops.cast(num_steps, "int32")
         target_mask = ops.cast(target_mask, "bool")
-        if initial_tokens is None:
-            tokens = self.initial_tokens(token_ids, target_mask, vocabulary_size)
-        else:
-            tokens = ops.cast(initial_tokens, "int32")
+        tokens = noise.initial_tokens(
+            token_ids, target_mask, vocabulary_size, seed=self.seed_generator
+        )
         batch = ops.shape(tokens)[0]
 
         # Blocks are absolute position ranges [low, high) from the earliest

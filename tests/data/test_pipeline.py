@@ -40,15 +40,16 @@ def test_to_dataset_shapes_and_values(preprocessor):
     assert x_spec["target_mask"].dtype == tf.bool
     assert y_spec.dtype == tf.int32
     batches = list(dataset)
-    assert [len(y) for _, y in batches] == [4, 4, 2]
-    x, y = batches[0]
+    assert [len(y) for _, y, _ in batches] == [4, 4, 2]
+    x, y, weights = batches[0]
+    np.testing.assert_array_equal(weights, np.asarray(x["target_mask"], "float32"))
     np.testing.assert_array_equal(x["token_ids"], y)
     # [start] a [end] a b [end] [pad]...: letter ids are 1..26, end = pad = 0.
     assert y.numpy()[0].tolist() == [0, 1, 0, 1, 2, 0] + [0] * 6
     assert x["target_mask"].numpy()[0].tolist() == [False] * 3 + [True] * 9
     assert _first_tokens(dataset) == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
     # The same as packing the pairs directly.
-    direct, _ = preprocessor({"prefix": ["a", "b"], "target": ["ab", "ab"]})
+    direct, _, _ = preprocessor({"prefix": ["a", "b"], "target": ["ab", "ab"]})
     np.testing.assert_array_equal(y.numpy()[:2], direct["token_ids"])
 
 
@@ -107,8 +108,9 @@ def test_text_dataset(preprocessor, capsys):
     dataset = text_dataset(texts, preprocessor, batch_size=4, seed=0)
     assert "dropped 1 empty texts" in capsys.readouterr().out
     batches = list(dataset)
-    assert [len(y) for _, y in batches] == [4, 4, 2]
-    x, y = batches[0]
+    assert [len(y) for _, y, _ in batches] == [4, 4, 2]
+    x, y, weights = batches[0]
+    np.testing.assert_array_equal(weights, np.asarray(x["target_mask"], "float32"))
     assert y.shape == (4, SEQUENCE_LENGTH) and y.dtype == tf.int32
     np.testing.assert_array_equal(x["token_ids"], y)
     # Every row: [start], a non-empty prefix, [end], then the target region.
