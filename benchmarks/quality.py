@@ -13,6 +13,11 @@ picks up where it stopped. Writes `benchmarks/results/quality-cpu.md` and a
 JSON next to it.
 
     python benchmarks/quality.py --data ../shared/data
+
+The same protocol on the real pretrained SmolLM2-135M-Instruct (AR vs
+AR2Diff_N on SQuAD; `ar2diff_protocol.py`, whose flags follow):
+
+    python benchmarks/quality.py --base smollm2 --data ../shared/data
 """
 
 import argparse
@@ -41,6 +46,12 @@ def fitting_examples(model, examples, limit):
 
 
 def main():
+    import sys
+
+    if sys.argv[1:3] == ["--base", "smollm2"]:
+        import ar2diff_protocol
+
+        return ar2diff_protocol.main(sys.argv[3:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--work-dir", default="benchmarks/runs/quality")

@@ -8,8 +8,18 @@ RESULTS = "benchmarks/results"
 
 
 def cpu_description():
-    """E.g. "CPU (x86_64, 2 cores)"."""
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    """E.g. "CPU (AMD EPYC 9B14, x86_64, 2 cores)": results name their CPU
+    (machines differ: with Intel AMX, bfloat16 is fast; without, it is not)."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    machine = platform.processor() or platform.machine()
+    return f"CPU ({', '.join(p for p in (model, machine) if p)}, {os.cpu_count()} cores)"
 
 
 def write_results(name, args, rows, lines):

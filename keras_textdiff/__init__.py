@@ -7,6 +7,7 @@ keras-hub autoregressive models into diffusion models.
 from keras_textdiff import bpe  # Registers CodeGPT2Tokenizer for presets.
 from keras_textdiff import checkpoints  # Registers the GGUF preset classes.
 from keras_textdiff import distribution  # Data and model parallel (JAX).
+from keras_textdiff import lora  # enable_lora, merge_lora.
 from keras_textdiff.ar2diff import AR2DiffConverter
 from keras_textdiff.attention import supported_backbone_names
 from keras_textdiff.diffusion_decoder import DiffusionDecoder

@@ -13,11 +13,12 @@ import keras
 import numpy as np
 
 from keras_textdiff import attention as attention_lib
+from keras_textdiff import lora as lora_lib
 from keras_textdiff.diffusion_decoder import DiffusionDecoder
 from keras_textdiff.diffusion_preprocessor import DiffusionPreprocessor
 from keras_textdiff.noise import MaskNoise
 
-ATTENTION_CHOICES = ("bidirectional", "prefix")
+ATTENTION_CHOICES = ("bidirectional", "prefix", "block")
 
 
 class AR2DiffConverter:
@@ -30,9 +31,17 @@ class AR2DiffConverter:
     `DiffusionPreprocessor`.
 
     Args:
-        attention: `"bidirectional"` (the paper) or `"prefix"` (prefix tokens
+        attention: `"bidirectional"` (the paper), `"prefix"` (prefix tokens
             attend only to the prefix, so decoding can compute the prompt
-            once; target tokens attend to everything).
+            once; target tokens attend to everything), or `"block"` (the
+            prefix keeps the AR model's causal attention, so its hidden
+            states are the AR model's; target blocks of `block_size` attend
+            both ways inside and to earlier blocks).
+        block_size: int, for `attention="block"`: target positions per
+            block (`target_length` for one block over the whole target).
+        target_length: int or `None`. The diffusion preprocessor's target
+            region: `T` positions after the prefix (see
+            `DiffusionPreprocessor`); `None`: up to `sequence_length`.
         copy: bool. Copy the weights instead of sharing them.
         sequence_length: int or `None`. The diffusion preprocessor's length.
             Defaults to the AR preprocessor's `sequence_length`.
@@ -48,6 +57,14 @@ class AR2DiffConverter:
             is unchanged: the mask token is an input symbol only. This
             implies `copy=True`, since the embedding grows. Off by default.
         sampler: a `DiffusionSampler` for the converted model, or `None`.
+        lora_rank: int >= 1 or `None`. Freeze the converted backbone and
+            train rank-`lora_rank` LoRA updates of its attention instead
+            (see `keras_textdiff.lora.enable_lora`): only the LoRA weights
+            are trainable. Without `copy` (or `add_mask_token`) the AR
+            model shares the backbone, so LoRA is enabled on it too. Call
+            `keras_textdiff.lora.merge_lora(model.backbone)` before saving,
+            so the preset holds merged weights and loads without LoRA.
+            Off by default.
 
     Example:
     ```python
@@ -57,6 +74,13 @@ class AR2DiffConverter:
     model.fit(texts, batch_size=8, epochs=1)  # AR2Diff_N: adapt on raw text.
     model.fit({"prefix": prompts, "target": answers}, epochs=3)  # Fine-tune.
     model.generate(["def fibonacci(n):"], max_length=128)
+
+    # LoRA: train low-rank updates of the attention, then merge them.
+    model = keras_textdiff.AR2DiffConverter(lora_rank=8).convert(ar)
+    model.compile()
+    model.fit(texts, batch_size=8, epochs=1)
+    keras_textdiff.lora.merge_lora(model.backbone)
+    model.save_to_preset("./adapted")
     ```
     """
 
@@ -69,19 +93,26 @@ class AR2DiffConverter:
         annealing_steps=None,
         add_mask_token=False,
         sampler=None,
+        lora_rank=None,
+        block_size=None,
+        target_length=None,
     ):
         if attention not in ATTENTION_CHOICES:
             raise ValueError(
                 f"`attention` must be one of {ATTENTION_CHOICES}. "
                 f"Received: {attention!r}"
             )
+        attention_lib.check_mode(attention, block_size)
         self.attention = attention
+        self.block_size = block_size
+        self.target_length = target_length
         self.copy = bool(copy)
         self.sequence_length = sequence_length
         self.shifted_prediction = bool(shifted_prediction)
         self.annealing_steps = annealing_steps
         self.add_mask_token = bool(add_mask_token)
         self.sampler = sampler
+        self.lora_rank = lora_lib.check_lora_rank(lora_rank)
 
     def convert(self, model):
         """Convert `model`: a `CausalLM`, a preset directory, or a handle.
@@ -117,10 +148,13 @@ class AR2DiffConverter:
             noise = MaskNoise(mask_token_id)
         elif self.copy:
             backbone = copy_backbone(backbone)
+        if self.lora_rank is not None:
+            lora_lib.enable_lora(backbone, self.lora_rank)
         return DiffusionDecoder(
             backbone,
             self._preprocessor(model),
             attention=self.attention,
+            block_size=self.block_size,
             noise=noise,
             sampler=self.sampler,
             shifted_prediction=self.shifted_prediction,
@@ -138,7 +172,9 @@ class AR2DiffConverter:
         limit = getattr(model.backbone, "max_sequence_length", None)
         if sequence_length is None or (limit and sequence_length > limit):
             sequence_length = limit or 1024
-        return DiffusionPreprocessor(tokenizer, sequence_length=sequence_length)
+        return DiffusionPreprocessor(
+            tokenizer, sequence_length=sequence_length, target_length=self.target_length
+        )
 
 
 def load_causal_lm(preset):
@@ -202,7 +238,7 @@ def _check_local_preset(preset):
     # (config.json + safetensors) name a `model_type` that keras-hub maps.
     name = config.get("class_name") or config.get("registered_name", "")
     name = name.split(">")[-1]
-    if name and name not in attention_lib.supported_backbone_names():
+    if name and not _is_supported_class(config, name):
         raise ValueError(attention_lib.unsupported_message(name))
     if not name and "model_type" in config:
         architectures = config.get("architectures") or [config["model_type"]]
@@ -212,6 +248,22 @@ def _check_local_preset(preset):
                     f"The Hugging Face model {architectures[0]!r}"
                 )
             )
+
+
+def _is_supported_class(config, name):
+    """Whether the backbone class a preset's config names is supported.
+
+    The class is looked up where Keras registered it (`registered_name`,
+    e.g. `keras_textdiff>GGUFLlamaBackbone`), so a subclass of a supported
+    backbone is supported, as `attention.check_backbone` has it for objects.
+    """
+    import keras_hub
+
+    names = attention_lib.supported_backbone_names()
+    cls = keras.saving.get_registered_object(config.get("registered_name") or name)
+    if not isinstance(cls, type):
+        return name in names
+    return issubclass(cls, tuple(getattr(keras_hub.models, n) for n in names))
 
 
 def copy_backbone(backbone, **config_overrides):
@@ -249,7 +301,16 @@ def with_mask_token(backbone):
     return grown, vocabulary_size
 
 
-def adapt(model, texts, steps, batch_size=8, seed=0, callbacks=None, verbose="auto"):
+def adapt(
+    model,
+    texts,
+    steps,
+    batch_size=8,
+    seed=0,
+    lora_rank=None,
+    callbacks=None,
+    verbose="auto",
+):
     """AR2Diff_N's middle step: continue pretraining with the diffusion loss.
 
     The paper converts an AR model, trains it `N` more steps on its
@@ -265,6 +326,11 @@ def adapt(model, texts, steps, batch_size=8, seed=0, callbacks=None, verbose="au
         steps: int >= 1, the `N` of AR2Diff_N.
         batch_size: int.
         seed: int, seed of the shuffle.
+        lora_rank: int >= 1 or `None`. Train LoRA updates of the attention
+            only (`keras_textdiff.lora.enable_lora`), enabled here, before
+            training; the model must not have trained yet. They stay
+            separate afterwards (a later `fit()` trains them further): call
+            `keras_textdiff.lora.merge_lora(model.backbone)` before saving.
         callbacks, verbose: passed to `fit()`.
 
     Returns:
@@ -275,6 +341,11 @@ def adapt(model, texts, steps, batch_size=8, seed=0, callbacks=None, verbose="au
     model = keras_textdiff.AR2DiffConverter().convert("./my_ar_preset")
     keras_textdiff.ar2diff.adapt(model, corpus_texts, steps=1000)
     model.fit(task_pairs, epochs=3)  # Then fine-tune.
+
+    # With LoRA, then merged for saving:
+    keras_textdiff.ar2diff.adapt(model, corpus_texts, steps=1000, lora_rank=8)
+    keras_textdiff.lora.merge_lora(model.backbone)
+    model.save_to_preset("./adapted")
     ```
     """
     from keras_textdiff.data.pipeline import text_dataset
@@ -288,6 +359,15 @@ def adapt(model, texts, steps, batch_size=8, seed=0, callbacks=None, verbose="au
         raise ValueError(
             "Adapting on raw text needs a `DiffusionPreprocessor` on the model."
         )
+    if lora_lib.check_lora_rank(lora_rank) is not None:
+        if model.compiled and model.optimizer.built:
+            raise ValueError(
+                "`lora_rank`: this model has trained already, and its "
+                "optimizer holds every weight. Enable LoRA on a model before "
+                "its first training step (or pass `lora_rank` to "
+                "`AR2DiffConverter`)."
+            )
+        lora_lib.enable_lora(model.backbone, lora_rank)
     if not model.compiled:
         model.compile()
     dataset = text_dataset(

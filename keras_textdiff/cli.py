@@ -1,8 +1,12 @@
 """The `textdiff` command line."""
 
 import argparse
+import contextlib
 import os
 import sys
+
+# The dtype policies `--dtype` accepts (`keras.config.set_dtype_policy`).
+DTYPES = ("float32", "mixed_bfloat16", "bfloat16")
 
 
 def _quickstart(args):
@@ -29,6 +33,8 @@ def _converter(args):
         shifted_prediction=args.shifted_prediction,
         annealing_steps=args.annealing_steps,
         add_mask_token=args.add_mask_token,
+        block_size=args.block_size,
+        target_length=args.target_length,
     )
 
 
@@ -53,7 +59,8 @@ def _adapt(args):
         args.preset, args.out, args.steps, corpus=args.corpus,
         converter=_converter(args), batch_size=args.batch_size,
         learning_rate=args.learning_rate, checkpoint_every=args.checkpoint_every,
-        seed=args.seed, command=" ".join(["textdiff", *sys.argv[1:]]),
+        seed=args.seed, lora_rank=args.lora_rank,
+        command=" ".join(["textdiff", *sys.argv[1:]]),
         distribution=_distribution(args),
     )
     print(
@@ -98,7 +105,7 @@ def _finetune(args):
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         checkpoint_every=args.checkpoint_every, seed=args.seed,
         split=args.split, sequence_length=args.sequence_length,
-        command=" ".join(["textdiff", *sys.argv[1:]]),
+        lora_rank=args.lora_rank, command=" ".join(["textdiff", *sys.argv[1:]]),
         distribution=_distribution(args),
     )
     print(
@@ -123,6 +130,7 @@ def _evaluate(args):
 
 def _generate(args):
     from keras_textdiff.distribution import distributed
+    from keras_textdiff.evaluation.evaluate import complete
     from keras_textdiff.recipes import is_diffusion
     from keras_textdiff.recipes import load_model
 
@@ -135,10 +143,54 @@ def _generate(args):
             )
         else:
             model.compile(sampler="greedy")
-            outputs = model.generate(args.prompts, max_length=args.max_length)
+            outputs = complete(model, args.prompts, max_length=args.max_length)
     for prompt, output in zip(args.prompts, outputs):
-        print(f"{prompt}{output}" if is_diffusion(model) else output)
+        print(f"{prompt}{output}")
         print("-" * 40)
+
+
+def _lora_rank(text):
+    """`--lora-rank`: an int >= 1 (argparse reports a bad one, exit code 2)."""
+    from keras_textdiff.lora import check_lora_rank
+
+    try:
+        return check_lora_rank(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "must be an int >= 1, the rank of the LoRA updates (e.g. 8). "
+            f"Received: {text!r}"
+        ) from None
+
+
+def _add_training_flags(parser, lora=True):
+    """`--dtype` (and `--lora-rank`) of the training commands."""
+    parser.add_argument(
+        "--dtype", default="float32", choices=DTYPES,
+        help="dtype policy of the model: mixed_bfloat16 computes in bfloat16 "
+        "with float32 weights; bfloat16 also stores the weights in bfloat16",
+    )
+    if lora:
+        parser.add_argument(
+            "--lora-rank", type=_lora_rank, default=None, metavar="R",
+            help="train only rank-R LoRA updates of the attention, merged into "
+            "the saved preset's weights; None trains every weight",
+        )
+
+
+@contextlib.contextmanager
+def _dtype_policy(name):
+    """Build models with the dtype policy `name` (`None`: leave it) inside."""
+    import keras
+
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _distribution(args):
@@ -167,7 +219,16 @@ def _add_task_flags(parser, split):
 
 def _add_conversion_flags(parser):
     parser.add_argument(
-        "--attention", default="bidirectional", choices=["bidirectional", "prefix"]
+        "--attention", default="bidirectional", choices=["bidirectional", "prefix", "block"],
+        help="block: causal prefix (the AR model's), target blocks of --block-size",
+    )
+    parser.add_argument(
+        "--block-size", type=int, default=None,
+        help="target positions per block, with --attention block",
+    )
+    parser.add_argument(
+        "--target-length", type=int, default=None,
+        help="target region: this many positions after the prompt (default: to the end)",
     )
     parser.add_argument(
         "--sequence-length", type=int, default=None,
@@ -240,10 +301,20 @@ def build_parser():
         "--corpus", default="python-stdlib",
         help="`python-stdlib`, a text file, or a directory of .txt/.py/.md files",
     )
-    adapt.add_argument("--batch-size", type=int, default=8)
-    adapt.add_argument("--learning-rate", type=float, default=1e-3)
-    adapt.add_argument("--checkpoint-every", type=int, default=100)
-    adapt.add_argument("--seed", type=int, default=0)
+    adapt.add_argument("--batch-size", type=int, default=8, help="examples per training step")
+    adapt.add_argument(
+        "--learning-rate", type=float, default=1e-3,
+        help="AdamW learning rate, constant",
+    )
+    adapt.add_argument(
+        "--checkpoint-every", type=int, default=100,
+        help="steps between checkpoints (resumable runs)",
+    )
+    adapt.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of initialization, data order and noise",
+    )
+    _add_training_flags(adapt)
     _add_conversion_flags(adapt)
     _add_distribution_flags(adapt)
     adapt.set_defaults(run=_adapt)
@@ -269,10 +340,20 @@ def build_parser():
         "`finetune --sequence-length` go longer",
     )
     pre.add_argument("--vocabulary-size", type=int, default=4096)
-    pre.add_argument("--batch-size", type=int, default=16)
-    pre.add_argument("--learning-rate", type=float, default=1e-3)
-    pre.add_argument("--checkpoint-every", type=int, default=100)
-    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--batch-size", type=int, default=16, help="examples per training step")
+    pre.add_argument(
+        "--learning-rate", type=float, default=1e-3,
+        help="AdamW learning rate, constant",
+    )
+    pre.add_argument(
+        "--checkpoint-every", type=int, default=100,
+        help="steps between checkpoints (resumable runs)",
+    )
+    pre.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of initialization, data order and noise",
+    )
+    _add_training_flags(pre, lora=False)
     _add_distribution_flags(pre)
     pre.set_defaults(run=_pretrain)
 
@@ -296,14 +377,21 @@ def build_parser():
     _add_task_flags(tune, "train")
     tune.add_argument("--out", required=True, help="run directory")
     tune.add_argument("--steps", type=int, required=True)
-    tune.add_argument("--batch-size", type=int, default=8)
+    tune.add_argument("--batch-size", type=int, default=8, help="examples per training step")
     tune.add_argument("--learning-rate", type=float, default=1e-3, help="constant (the paper)")
     tune.add_argument(
         "--sequence-length", type=int, default=None,
         help="packed example length (default: the preset's); longer examples are left out",
     )
-    tune.add_argument("--checkpoint-every", type=int, default=100)
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument(
+        "--checkpoint-every", type=int, default=100,
+        help="steps between checkpoints (resumable runs)",
+    )
+    tune.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of initialization, data order and noise",
+    )
+    _add_training_flags(tune)
     _add_distribution_flags(tune)
     tune.set_defaults(run=_finetune)
 
@@ -345,7 +433,8 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = "jax"
         os.execv(sys.executable, [sys.executable, "-m", "keras_textdiff.cli", *argv])
     try:
-        args.run(args)
+        with _dtype_policy(getattr(args, "dtype", None)):
+            args.run(args)
     except ValueError as error:
         # Bad input: one clear line, not a traceback.
         print(f"textdiff {args.command}: error: {error}", file=sys.stderr)

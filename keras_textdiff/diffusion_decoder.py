@@ -35,12 +35,15 @@ class DiffusionDecoder(CausalLM):
 
     The backbone is a Transformer identical to its autoregressive version
     except that attention is bidirectional, so every target position can
-    change in parallel. Training minimizes SUNDAE's unrolled loss L(1:2) on
-    uniformly corrupted targets; `generate()` starts from random tokens and
-    denoises every position at once for a few steps (`DiffusionSampler`).
+    change in parallel. Training corrupts the target with `noise` and
+    minimizes its objective (by default SUNDAE's unrolled loss L(1:2) on
+    uniformly corrupted targets, the paper's; `MaskNoise` trains with the
+    masked-diffusion ELBO); `generate()` starts from the noise's fully
+    corrupted target and denoises every position at once for a few steps
+    (`DiffusionSampler`).
 
     The loss is built in: `compile()` needs no `loss`, and reports
-    `accuracy` on target tokens (of the first denoising pass).
+    `accuracy` on the corrupted target tokens (of the first pass).
 
     Args:
         backbone: a keras-hub decoder-only backbone (see
@@ -305,7 +308,9 @@ class DiffusionDecoder(CausalLM):
             optimizer: `"auto"` (AdamW, learning rate 1e-3, the paper's
                 fine-tuning rate; clipped at global norm 1), or any Keras
                 optimizer.
-            loss: must be `"auto"`: the diffusion loss L(1:2) is built in.
+            loss: must be `"auto"`: the loss is the noise's objective
+                (`self.noise.loss`: L(1:2) for uniform noise, the
+                masked-diffusion ELBO for mask noise).
             weighted_metrics: `"auto"` reports target-token `accuracy`.
             sampler: `"auto"` keeps the current sampler (a fresh
                 `DiffusionSampler()` at first), or a `DiffusionSampler`.
@@ -313,7 +318,7 @@ class DiffusionDecoder(CausalLM):
         """
         if loss not in ("auto", None):
             raise ValueError(
-                "`DiffusionDecoder` has its loss built in (SUNDAE's L(1:2)); "
+                "`DiffusionDecoder` has its loss built in (its noise's objective); "
                 f"call `compile()` without `loss`. Received: loss={loss!r}"
             )
         if optimizer == "auto":

@@ -67,9 +67,50 @@ def atomic_directory(out_dir, overwrite=False):
 def save_preset(model, out_dir, overwrite=False):
     """`model.save_to_preset(out_dir)`, atomically (see `atomic_directory`).
 
+    A model that computes in a mixed precision policy (`"mixed_bfloat16"`)
+    is saved under its weights' dtype policy (`"float32"`), see
+    `saved_dtype_policy`.
+
     Returns:
         `out_dir`, as an absolute path.
     """
     with atomic_directory(out_dir, overwrite) as temporary:
-        model.save_to_preset(temporary)
+        with saved_dtype_policy(model):
+            model.save_to_preset(temporary)
     return os.path.abspath(os.fspath(out_dir))
+
+
+@contextlib.contextmanager
+def saved_dtype_policy(model):
+    """Give `model`'s backbone its weights' dtype policy, inside the context.
+
+    keras-hub (0.32) saves a backbone's dtype policy in the preset and
+    cannot load a preset that names a mixed one (`"mixed_bfloat16"`: an
+    "Invalid dtype" error). A mixed precision model's weights are float32,
+    and the policy to compute in is chosen when loading
+    (`keras.config.set_dtype_policy`), so it is saved as `"float32"`. Other
+    policies are left as they are.
+
+    Example:
+    ```python
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = keras_textdiff.DiffusionDecoder.from_preset("./preset")
+    model.fit(...)
+    with saved_dtype_policy(model):
+        model.save_to_preset("./tuned")  # Loads in any float policy.
+    ```
+    """
+    backbone = getattr(model, "backbone", model)
+    policy = backbone.dtype_policy
+    mixed = (
+        policy.quantization_mode is None
+        and policy.compute_dtype != policy.variable_dtype
+    )
+    if not mixed:
+        yield
+        return
+    backbone.dtype_policy = policy.variable_dtype
+    try:
+        yield
+    finally:
+        backbone.dtype_policy = policy

@@ -29,6 +29,9 @@ import numpy as np
 from keras_textdiff.diffusion_decoder import check_sequence_length
 from keras_textdiff.distribution import describe as describe_distribution
 from keras_textdiff.distribution import distributed_recipe
+from keras_textdiff.lora import check_lora_rank
+from keras_textdiff.lora import enable_lora
+from keras_textdiff.lora import merge_lora
 
 CONFIG_FILE = "run_config.json"
 METRICS_FILE = "metrics.json"
@@ -326,10 +329,27 @@ def _compile(model, learning_rate):
         )
 
 
+def _enable_lora(model, lora_rank):
+    """Enable LoRA on `model`'s backbone if `lora_rank` is set."""
+    if lora_rank is not None:
+        enable_lora(model.backbone, lora_rank)
+
+
 def _save(model, run):
+    """Save `model` to `run`'s preset, LoRA updates merged into the kernels.
+
+    The preset then holds plain weights: it loads without LoRA.
+    """
     from keras_textdiff.presets import save_preset
 
+    merge_lora(model.backbone)
     return save_preset(model, os.path.join(run.path, "preset"), overwrite=True)
+
+
+def _dtype_policy_name():
+    """The dtype policy models are built with (`keras.config.dtype_policy()`,
+    set by `textdiff --dtype`); part of a run's configuration."""
+    return keras.config.dtype_policy().name
 
 
 # A run may resume on another number of devices (checkpoints are plain arrays).
@@ -349,6 +369,7 @@ def finetune(
     seed=0,
     split="train",
     sequence_length=None,
+    lora_rank=None,
     command=None,
     verbose="auto",
     distribution=None,
@@ -363,9 +384,24 @@ def finetune(
     running it again after an interruption resumes from the last checkpoint.
     `distribution`: `None` (one device), `"data"` or `"BATCHxMODEL"` (see
     `keras_textdiff.distribution`), as in every recipe here.
+
+    `lora_rank` (an int >= 1) trains LoRA updates of the attention only
+    (`keras_textdiff.lora`); they are merged into the kernels before the
+    preset is saved, so it loads without LoRA. Models are built with the
+    global dtype policy (`keras.config.set_dtype_policy`, e.g.
+    `"mixed_bfloat16"`), as in every recipe here; it is part of the run's
+    configuration.
+
+    Example:
+    ```python
+    finetune("./ar2diff/preset", "squad", "dev-v1.1.json", "./squad_run",
+             steps=1000, lora_rank=8)
+    model = keras_textdiff.DiffusionDecoder.from_preset("./squad_run/preset")
+    ```
     """
     from keras_textdiff.data import load_task
 
+    check_lora_rank(lora_rank)
     config = {
         "command": "finetune",
         "preset": os.path.abspath(preset) if os.path.isdir(preset) else preset,
@@ -378,6 +414,8 @@ def finetune(
         "checkpoint_every": checkpoint_every,
         "seed": seed,
         "sequence_length": sequence_length,
+        "lora_rank": lora_rank,
+        "dtype": _dtype_policy_name(),
         "command_line": command,
         "distribution": describe_distribution(distribution),
     }
@@ -387,6 +425,7 @@ def finetune(
     model = load_model(preset)
     if sequence_length is not None:
         set_sequence_length(model, sequence_length)
+    _enable_lora(model, lora_rank)
     _compile(model, learning_rate)
     dataset = pair_dataset(model, examples, batch_size, seed)
     result = train(model, dataset, steps, run, checkpoint_every, verbose=verbose)
@@ -479,6 +518,7 @@ def adapt_run(
     learning_rate=1e-3,
     checkpoint_every=100,
     seed=0,
+    lora_rank=None,
     command=None,
     verbose="auto",
     distribution=None,
@@ -487,10 +527,26 @@ def adapt_run(
 
     `preset` is an AR preset (converted with `converter`, by default
     `AR2DiffConverter()`) or a `DiffusionDecoder` preset (trained on).
+    `lora_rank` (an int >= 1) trains LoRA updates of the attention only,
+    merged into the kernels before the preset is saved (see `finetune`);
+    pass it here, not on `converter`, so that it also applies to a
+    `DiffusionDecoder` preset.
+
+    Example:
+    ```python
+    adapt_run("./smollm2", "./ar2diff", steps=1000, corpus="corpus.txt",
+              lora_rank=16)
+    ```
     """
     from keras_textdiff.ar2diff import AR2DiffConverter
 
     converter = converter or AR2DiffConverter()
+    if check_lora_rank(lora_rank) is not None and converter.lora_rank is not None:
+        raise ValueError(
+            "Pass `lora_rank` to `adapt_run` or to its converter, not both. "
+            f"Received: lora_rank={lora_rank!r} and "
+            f"converter.lora_rank={converter.lora_rank!r}."
+        )
     config = {
         "command": "adapt",
         "preset": _abs(preset),
@@ -503,6 +559,8 @@ def adapt_run(
         "converter": {
             k: v for k, v in vars(converter).items() if k != "sampler"
         },
+        "lora_rank": lora_rank,
+        "dtype": _dtype_policy_name(),
         "command_line": command,
         "distribution": describe_distribution(distribution),
     }
@@ -512,6 +570,7 @@ def adapt_run(
     model = load_model(preset)
     if not is_diffusion(model):
         model = converter.convert(model)
+    _enable_lora(model, lora_rank)
     return _train_on_texts(
         model, texts, run, steps, batch_size, learning_rate, checkpoint_every,
         seed, verbose,
@@ -570,6 +629,7 @@ def pretrain(
         "learning_rate": learning_rate,
         "checkpoint_every": checkpoint_every,
         "seed": seed,
+        "dtype": _dtype_policy_name(),
         "command_line": command,
         "distribution": describe_distribution(distribution),
     }

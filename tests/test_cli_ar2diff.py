@@ -130,3 +130,33 @@ def test_import_gguf_refuses_a_non_gguf_file(tmp_path, capsys):
     assert main(["import-gguf", str(fake), "--out", str(out)]) == 2
     assert "model.gguf" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_bad_lora_rank_and_dtype_fail_before_any_work(tmp_path, capsys):
+    out = tmp_path / "run"
+    flags = {
+        "--lora-rank": ["0", "-3", "x"],
+        "--dtype": ["float8"],
+    }
+    for command in ("adapt", "finetune", "pretrain"):
+        base = [command, "--preset", "p", "--out", str(out), "--steps", "1",
+                "--task", "squad"]
+        if command == "pretrain":
+            base = [command, "--out", str(out), "--steps", "1"]
+        elif command == "adapt":
+            base = base[:-2]
+        for flag, values in flags.items():
+            if command == "pretrain" and flag == "--lora-rank":
+                continue
+            for value in values:
+                try:
+                    main(base + [flag, value])
+                except SystemExit as exit:
+                    assert exit.code == 2
+                else:
+                    raise AssertionError(f"{command} {flag} {value} was accepted")
+                error = capsys.readouterr().err.strip().splitlines()[-1]
+                assert flag in error and repr(value) in error, error
+                assert ("int >= 1" if flag == "--lora-rank" else "mixed_bfloat16") in error
+    assert not out.exists()
+    assert keras.config.dtype_policy().name == "float32"

@@ -12,6 +12,7 @@ from keras_textdiff.checkpoints.gguf import GGUFLlamaBackbone
 from keras_textdiff.checkpoints.gguf import GGUFLlamaCausalLM
 from keras_textdiff.checkpoints.gguf import GGUFLlamaCausalLMPreprocessor
 from keras_textdiff.checkpoints.gguf import import_gguf
+from keras_textdiff.checkpoints.gguf_tokenizer import END_OF_GENERATION_TOKENS
 from keras_textdiff.checkpoints.gguf_tokenizer import SUPPORTED_PRE_TOKENIZERS
 from keras_textdiff.checkpoints.gguf_tokenizer import GGUFBytePairTokenizer
 from keras_textdiff.checkpoints.gguf import load_gguf

@@ -31,6 +31,11 @@ What the conversion does:
   before BPE) that the file's `tokenizer.ggml.pre` names, as llama.cpp
   does (see `SUPPORTED_PRE_TOKENIZERS`). Its eager calls and its
   `tf.data` calls give the same ids (see `GGUFBytePairTokenizer`).
+* Generation stops at the end token and at a second one, the first other
+  end-of-generation control token of the file (`END_OF_GENERATION_TOKENS`,
+  as llama.cpp has them: SmolLM2-Instruct ends with `<|im_end|>` or
+  `<|endoftext|>`). The padding token is one that ends nothing, since
+  keras-hub's `generate()` cannot pad with a token it stops at.
 
 The keras-hub classes used are subclasses of the Llama 3 ones
 (`Llama3Backbone`, `Llama3CausalLMPreprocessor`, `Llama3CausalLM`), so
@@ -49,6 +54,7 @@ import numpy as np
 
 from keras_textdiff.checkpoints.gguf_tokenizer import _ALPHABET
 from keras_textdiff.checkpoints.gguf_tokenizer import _BYTE_TO_CHAR
+from keras_textdiff.checkpoints.gguf_tokenizer import END_OF_GENERATION_TOKENS
 from keras_textdiff.checkpoints.gguf_tokenizer import SUPPORTED_PRE_TOKENIZERS
 from keras_textdiff.checkpoints.gguf_tokenizer import GGUFBytePairTokenizer
 from keras_textdiff.presets import check_output_dir
@@ -365,16 +371,21 @@ def _tokenizer(reader, path):
             f"'{path}' names no end-of-text token "
             "(tokenizer.ggml.eos_token_id); a keras-hub CausalLM needs one."
         )
-    eot = token("eot")
-    eot = None if eot == eos else eot
+    # Generation ends at the end token and, as in llama.cpp, at the other
+    # end-of-generation control tokens (SmolLM2's end token is "<|im_end|>",
+    # and "<|endoftext|>" ends it too): the first of those other ones is the
+    # tokenizer's second end token, where keras-hub's `generate()` stops too.
+    ends = [token("eot")] + [t for t in END_OF_GENERATION_TOKENS if t in unsplittable]
+    eot = next((t for t in ends if t not in (None, eos)), None)
     # keras-hub's `generate()` takes a padding token that is also a stop
     # token for a generated one and stops at once, and GGUF files often pad
     # with the end token (SmolLM2 does). Padding is masked out anyway, so
-    # pad with the unknown token, or the first token, instead.
+    # pad with the unknown token, or the first token, that ends nothing.
+    ends = {eos, *ends}
     pad = token("padding")
-    if pad in (None, eos, eot):
+    if pad is None or pad in ends:
         candidates = [token("unknown")] + tokens
-        pad = next(t for t in candidates if t not in (None, eos, eot))
+        pad = next(t for t in candidates if t is not None and t not in ends)
     tokenizer = GGUFBytePairTokenizer(
         vocabulary=vocabulary,
         merges=merges,

