@@ -45,6 +45,7 @@ from keras_textdiff.data import to_dataset  # noqa: E402
 from keras_textdiff.evaluation import metrics  # noqa: E402
 from keras_textdiff.lora import merge_lora  # noqa: E402
 from keras_textdiff.presets import save_preset  # noqa: E402
+from keras_textdiff import recipes  # noqa: E402
 from keras_textdiff.recipes import RunDirectory  # noqa: E402
 from keras_textdiff.recipes import train  # noqa: E402
 from results_files import cpu_description  # noqa: E402
@@ -124,19 +125,7 @@ def enable_lora(model, rank):
         lora.enable_lora(model.backbone, rank)
 
 
-def compile_model(model, args, diffusion):
-    optimizer = keras.optimizers.AdamW(args.learning_rate, global_clipnorm=1.0)
-    if diffusion:
-        model.compile(optimizer=optimizer)
-    else:
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        )
-
-
-def trained(name, build, dataset_fn, steps, args, diffusion, stage):
+def trained(name, build, dataset_fn, steps, args, stage):
     """Train (or resume) one stage; returns the model with its weights."""
     run = RunDirectory(os.path.join(args.work_dir, name, stage), {
         "stage": stage, "steps": steps, "batch_size": args.batch_size,
@@ -145,7 +134,7 @@ def trained(name, build, dataset_fn, steps, args, diffusion, stage):
         "seed": args.seed,
     })
     model = build()
-    compile_model(model, args, diffusion)
+    recipes._compile(model, args.learning_rate)
     start = time.time()
     result = train(model, dataset_fn(model), steps, run, args.checkpoint_every, verbose=2)
     result["seconds"] = time.time() - start
@@ -325,7 +314,7 @@ def main(argv=None):
                 model, _ = trained(
                     name, build_adapt,
                     lambda m: text_dataset(corpus, m.preprocessor, args.batch_size, seed=args.seed, repeat=True),
-                    n, args, True, "adapt",
+                    n, args, "adapt",
                 )
                 merge_lora(model.backbone)  # A plain preset, LoRA folded in.
                 save_preset(model, adapted)
@@ -333,7 +322,7 @@ def main(argv=None):
                 dataset_fn = lambda m: to_dataset(train_examples, m.preprocessor, args.batch_size, seed=args.seed, repeat=True)  # noqa: E731
             else:
                 dataset_fn = lambda m: ar_dataset(m, train_examples, args)  # noqa: E731
-            model, result = trained(name, build, dataset_fn, args.finetune_steps, args, diffusion, "finetune")
+            model, result = trained(name, build, dataset_fn, args.finetune_steps, args, "finetune")
             decoders = args.decoders.split(",") if diffusion else ["greedy"]
             for decoding in decoders:
                 scores = evaluate(name, decoding, model, test, args, diffusion)

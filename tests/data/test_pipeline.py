@@ -28,12 +28,13 @@ def _examples(n=20):
 
 def _first_tokens(dataset):
     """Per batch, the first prefix token of each row (identifies examples)."""
-    return [x["token_ids"].numpy()[:, 1].tolist() for x, _ in dataset]
+    return [x["token_ids"].numpy()[:, 1].tolist() for x, *_ in dataset]
 
 
 def test_to_dataset_shapes_and_values(preprocessor):
     dataset = to_dataset(_examples(10), preprocessor, batch_size=4, shuffle=False)
-    x_spec, y_spec = dataset.element_spec
+    x_spec, y_spec, w_spec = dataset.element_spec
+    assert w_spec.dtype == tf.float32
     assert x_spec["token_ids"].shape.as_list() == [None, SEQUENCE_LENGTH]
     assert x_spec["token_ids"].dtype == tf.int32
     assert x_spec["padding_mask"].dtype == tf.bool
@@ -117,7 +118,7 @@ def test_text_dataset(preprocessor, capsys):
     assert x["target_mask"].numpy()[:, :3].sum() == 0
     # The first prefix token identifies the text whatever the random split:
     # every text once per pass, in an order that changes with the seed.
-    first = [t for x, _ in batches for t in x["token_ids"].numpy()[:, 1]]
+    first = [t for x, *_ in batches for t in x["token_ids"].numpy()[:, 1]]
     assert sorted(first) == list(range(1, 11))
     other = text_dataset(texts, preprocessor, 5, seed=1, repeat=True, verbose=False)
     epochs = sum(_first_tokens(other.take(4)), [])
