@@ -21,6 +21,7 @@ steps and questions (minutes) to check the pipeline.
 """
 
 import argparse
+import glob
 import importlib.util
 import json
 import os
@@ -334,10 +335,19 @@ def main(argv=None):
                     "model_calls": scores["model_calls"],
                     "train_seconds": result.get("seconds"), "final_loss": result.get("loss"),
                 })
+                row_file = os.path.join(args.work_dir, name, f"row-{decoding}.json")
+                if os.path.exists(row_file) and result.get("resumed_from") == args.finetune_steps:
+                    with open(row_file) as f:  # Training was cached: keep its times.
+                        rows[-1] = {**rows[-1], **{k: v for k, v in json.load(f).items()
+                                                   if k in ("train_seconds", "final_loss")}}
+                with open(row_file, "w") as f:
+                    json.dump(rows[-1], f, indent=1)
                 print(json.dumps(rows[-1]))
                 for p in scores["predictions"][:5]:
                     print(f"  {p['prediction']!r}  <- {p['answers'][:2]}")
-            write_results(rows, args, test, len(fits), len(all_test))
+            # Every row evaluated so far, in this run or an earlier one.
+            done = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(args.work_dir, "*", "row-*.json")))]
+            write_results(done, args, test, len(fits), len(all_test))
     return rows
 
 
