@@ -38,12 +38,12 @@ import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_textdiff as ktd  # noqa: E402
-from keras_textdiff import lora  # noqa: E402
 from keras_textdiff.checkpoints import import_gguf  # noqa: E402
 from keras_textdiff.data import load_task  # noqa: E402
 from keras_textdiff.data import text_dataset  # noqa: E402
 from keras_textdiff.data import to_dataset  # noqa: E402
 from keras_textdiff.evaluation import metrics  # noqa: E402
+from keras_textdiff.evaluation.evaluate import complete  # noqa: E402
 from keras_textdiff.lora import merge_lora  # noqa: E402
 from keras_textdiff.presets import save_preset  # noqa: E402
 from keras_textdiff import recipes  # noqa: E402
@@ -121,11 +121,6 @@ def diffusion_model(ar, args):
     ).convert(ar)
 
 
-def enable_lora(model, rank):
-    if rank:
-        lora.enable_lora(model.backbone, rank)
-
-
 def trained(name, build, dataset_fn, steps, args, stage):
     """Train (or resume) one stage; returns the model with its weights."""
     run = RunDirectory(os.path.join(args.work_dir, name, stage), {
@@ -140,12 +135,6 @@ def trained(name, build, dataset_fn, steps, args, stage):
     result = train(model, dataset_fn(model), steps, run, args.checkpoint_every, verbose=2)
     result["seconds"] = time.time() - start
     return model, result
-
-
-def ar_dataset(model, examples, args):
-    from keras_textdiff.recipes import pair_dataset
-
-    return pair_dataset(model, examples, args.batch_size, args.seed)
 
 
 # --- decoding -----------------------------------------------------------------
@@ -163,10 +152,9 @@ def decode_diffusion(model, prompts, sampler, batch_size):
 
 
 def decode_ar(model, prompts, args):
-    from keras_textdiff.evaluation.evaluate import end_token_ids
-
+    """Greedy continuations through `evaluation.complete` (it stops at every
+    end token and leaves none in the text), in batches."""
     model.compile(sampler="greedy")
-    stop = end_token_ids(model.preprocessor.tokenizer)
     tokenizer = model.preprocessor.tokenizer
     outputs = []
     for i in range(0, len(prompts), args.eval_batch_size):
@@ -174,9 +162,7 @@ def decode_ar(model, prompts, args):
         # As long as the diffusion rows may write: target_length tokens
         # (rounded up to 32, to limit recompiles).
         longest = max(len(t) for t in tokenizer(batch)) + 1 + args.target_length
-        outputs += model.generate(
-            batch, max_length=-(-longest // 32) * 32, stop_token_ids=stop, strip_prompt=True,
-        )
+        outputs += complete(model, batch, max_length=-(-longest // 32) * 32)
     return outputs, None
 
 
@@ -306,7 +292,7 @@ def main(argv=None):
                     model = ktd.DiffusionDecoder.from_preset(adapted)
                 else:
                     model = diffusion_model(load_ar(), args) if diffusion else load_ar()
-                enable_lora(model, args.lora_rank)
+                recipes._enable_lora(model, args.lora_rank or None)
                 return model
 
             if n and not os.path.exists(os.path.join(adapted, "config.json")):
@@ -314,7 +300,7 @@ def main(argv=None):
 
                 def build_adapt():
                     model = diffusion_model(load_ar(), args)
-                    enable_lora(model, args.lora_rank)
+                    recipes._enable_lora(model, args.lora_rank or None)
                     return model
 
                 model, _ = trained(
@@ -327,7 +313,7 @@ def main(argv=None):
             if diffusion:
                 dataset_fn = lambda m: to_dataset(train_examples, m.preprocessor, args.batch_size, seed=args.seed, repeat=True)  # noqa: E731
             else:
-                dataset_fn = lambda m: ar_dataset(m, train_examples, args)  # noqa: E731
+                dataset_fn = lambda m: recipes.pair_dataset(m, train_examples, args.batch_size, args.seed)  # noqa: E731
             model, result = trained(name, build, dataset_fn, args.finetune_steps, args, "finetune")
             decoders = args.decoders.split(",") if diffusion else ["greedy"]
             for decoding in decoders:
