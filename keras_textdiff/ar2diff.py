@@ -42,6 +42,9 @@ class AR2DiffConverter:
         target_length: int or `None`. The diffusion preprocessor's target
             region: `T` positions after the prefix (see
             `DiffusionPreprocessor`); `None`: up to `sequence_length`.
+        separator: what closes the prompt in the diffusion preprocessor:
+            `"end_token"`, or text such as `"\\n"`, the separator the AR
+            model was fine-tuned with (see `DiffusionPreprocessor`).
         copy: bool. Copy the weights instead of sharing them.
         sequence_length: int or `None`. The diffusion preprocessor's length.
             Defaults to the AR preprocessor's `sequence_length`.
@@ -96,6 +99,7 @@ class AR2DiffConverter:
         lora_rank=None,
         block_size=None,
         target_length=None,
+        separator="end_token",
     ):
         if attention not in ATTENTION_CHOICES:
             raise ValueError(
@@ -106,6 +110,7 @@ class AR2DiffConverter:
         self.attention = attention
         self.block_size = block_size
         self.target_length = target_length
+        self.separator = separator
         self.copy = bool(copy)
         self.sequence_length = sequence_length
         self.shifted_prediction = bool(shifted_prediction)
@@ -173,7 +178,10 @@ class AR2DiffConverter:
         if sequence_length is None or (limit and sequence_length > limit):
             sequence_length = limit or 1024
         return DiffusionPreprocessor(
-            tokenizer, sequence_length=sequence_length, target_length=self.target_length
+            tokenizer,
+            sequence_length=sequence_length,
+            target_length=self.target_length,
+            separator=self.separator,
         )
 
 

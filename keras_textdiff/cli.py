@@ -35,6 +35,7 @@ def _converter(args):
         add_mask_token=args.add_mask_token,
         block_size=args.block_size,
         target_length=args.target_length,
+        separator=args.separator,
     )
 
 
@@ -162,6 +163,13 @@ def _lora_rank(text):
         ) from None
 
 
+def _separator(text):
+    """`--separator`: `end_token`, or text in which `\\n`-style escapes count."""
+    if text == "end_token":
+        return text
+    return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
 def _add_training_flags(parser, lora=True):
     """`--dtype` (and `--lora-rank`) of the training commands."""
     parser.add_argument(
@@ -233,6 +241,11 @@ def _add_conversion_flags(parser):
     parser.add_argument(
         "--sequence-length", type=int, default=None,
         help="diffusion sequence length (default: the AR preprocessor's)",
+    )
+    parser.add_argument(
+        "--separator", default="end_token", type=_separator,
+        help="what closes each prompt: end_token, or text with escapes, e.g. "
+        "'\\n' (the separator the AR model was fine-tuned with)",
     )
     parser.add_argument(
         "--shifted-prediction", action="store_true",

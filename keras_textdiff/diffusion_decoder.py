@@ -383,7 +383,12 @@ class DiffusionDecoder(CausalLM):
         positions each step computes logits for (`generate()` sets it from
         the prompt lengths; a shape, so the compiled loop knows it).
         """
-        del stop_token_ids  # The output is cut at the end token afterwards.
+        # The output is cut at the end token afterwards; the sampler may use
+        # the end and padding tokens to order its commits (`ordered_stop`).
+        if self.preprocessor is not None:
+            stop_token_ids = sorted({self.preprocessor.end_token_id, self.preprocessor.pad_token_id})
+        else:
+            stop_token_ids = None
         token_ids = ops.cast(inputs["token_ids"], "int32")
         padding_mask = inputs["padding_mask"]
         target_mask = ops.cast(inputs["target_mask"], "bool")
@@ -406,6 +411,7 @@ class DiffusionDecoder(CausalLM):
             num_steps=inputs.get("num_steps"),
             model=self,
             noise=self.noise,
+            stop_token_ids=stop_token_ids,
         )
         tokens = ops.reshape(tokens, (batch_size, n, length))
         best = ops.argmin(ops.reshape(scores, (batch_size, n)), axis=-1)

@@ -41,12 +41,13 @@ class DiffusionPreprocessor(Preprocessor):
     Every example becomes one sequence of exactly `sequence_length` tokens:
 
     ```
-    [start] prefix ... [end] | target ... [end] [pad] [pad] ...
+    [start] prefix ... [sep] | target ... [end] [pad] [pad] ...
     <----- frozen prefix ---> <----------- target region ----------->
     ```
 
-    The prefix is never corrupted and never changes while decoding; the end
-    token after it marks where it stops. The *target region* is everything
+    The prefix is never corrupted and never changes while decoding; the
+    separator after it (the end token by default) marks where it stops.
+    The *target region* is everything
     after it: the target, an end token, then padding up to `sequence_length`.
     Noise and loss cover that whole region, padding included: that is how the
     model learns where its output stops (the paper has no length predictor).
@@ -77,6 +78,12 @@ class DiffusionPreprocessor(Preprocessor):
         target_length: int or `None`. The length of the target region
             (target, end token and padding); `None`: up to `sequence_length`.
         seed: int or `None`. Seed of the random prefix/target split.
+        separator: what closes the prefix: `"end_token"` (the tokenizer's
+            end token, the default), or text, tokenized on its own (e.g.
+            `"\\n"`: an AR model fine-tuned on `prompt + "\\n" + answer`
+            reads its prompts that way; with shifted prediction the first
+            target token is then predicted where the AR model predicted it),
+            or `""` for none.
 
     Example:
     ```python
@@ -96,9 +103,15 @@ class DiffusionPreprocessor(Preprocessor):
         add_start_token=True,
         seed=None,
         target_length=None,
+        separator="end_token",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not isinstance(separator, str):
+            raise ValueError(
+                '`separator` must be "end_token" or a string of text (e.g. '
+                f'"\\n", or "" for none). Received: {separator!r}'
+            )
         if tf is None:
             raise ImportError(
                 "`DiffusionPreprocessor` needs TensorFlow for its text ops: "
@@ -125,6 +138,7 @@ class DiffusionPreprocessor(Preprocessor):
         self.target_length = target_length
         self.add_start_token = add_start_token
         self.seed = seed
+        self.separator = separator
 
     # --- token ids of the layout ---
 
@@ -136,6 +150,18 @@ class DiffusionPreprocessor(Preprocessor):
     def pad_token_id(self):
         pad = getattr(self.tokenizer, "pad_token_id", None)
         return self.end_token_id if pad is None else pad
+
+    @property
+    def _separator(self):
+        """The separator's token ids (tokenized when first needed: a preset's
+        tokenizer gets its vocabulary after this layer is made)."""
+        if self.separator == "end_token":
+            return [self.end_token_id]
+        if not self.separator:
+            return []
+        if getattr(self, "_separator_ids", None) is None:
+            self._separator_ids = _to_ragged(self.tokenizer([self.separator])).to_list()[0]
+        return self._separator_ids
 
     def _start_ids(self):
         start = getattr(self.tokenizer, "start_token_id", None)
@@ -158,8 +184,8 @@ class DiffusionPreprocessor(Preprocessor):
         pairs = list(pairs)
         if not pairs:
             return []
-        # start + prefix + end + target + end
-        room = self.sequence_length - len(self._start_ids()) - 2
+        # start + prefix + separator + target + end
+        room = self.sequence_length - len(self._start_ids()) - len(self._separator) - 1
         prefix_room, target_room = room, room
         if self.target_length is not None:
             # The whole target region must fit after the prefix.
@@ -179,7 +205,7 @@ class DiffusionPreprocessor(Preprocessor):
         return _to_ragged(self.tokenizer(strings))
 
     def _pack(self, prefix, target, sequence_length, add_end=True, crop=False):
-        """Concatenate `[start] prefix [end] target [end]`, pad, and mask.
+        """Concatenate `[start] prefix [separator] target [end]`, pad, and mask.
 
         Returns `(token_ids, padding_mask, target_mask)`. With a
         `target_length`, a longer target is an error, or is cut to fit with
@@ -189,7 +215,9 @@ class DiffusionPreprocessor(Preprocessor):
         start = tf.constant(self._start_ids(), "int32")
         start = tf.RaggedTensor.from_tensor(tf.tile(start[None], [batch, 1]))
         end = tf.fill([batch, 1], tf.constant(self.end_token_id, "int32"))
-        head = tf.concat([start, prefix, end], axis=1)
+        separator = tf.constant(self._separator, "int32", shape=[len(self._separator)])
+        separator = tf.RaggedTensor.from_tensor(tf.tile(separator[None], [batch, 1]))
+        head = tf.concat([start, prefix, separator], axis=1)
         if self.target_length is not None:
             too_long = tf.reduce_any(
                 head.row_lengths() + self.target_length > sequence_length
@@ -220,7 +248,7 @@ class DiffusionPreprocessor(Preprocessor):
         too_long = tf.reduce_any(lengths > sequence_length)
         message = (
             "An example does not fit in `sequence_length` = "
-            f"{sequence_length} tokens (start + prefix + end + target + end). "
+            f"{sequence_length} tokens (start + prefix + separator + target + end). "
             "Raise `sequence_length`, or shorten or filter the examples."
         )
         if tf.executing_eagerly():
@@ -242,7 +270,7 @@ class DiffusionPreprocessor(Preprocessor):
 
     def _random_split(self, tokens):
         """Crop a random window that fits, then split it at a random point."""
-        room = self.sequence_length - len(self._start_ids()) - 2
+        room = self.sequence_length - len(self._start_ids()) - len(self._separator) - 1
         n = tokens.row_lengths()
         width = tf.minimum(n, room)
         u = tf.random.uniform([tokens.nrows(), 2], seed=self.seed)
@@ -332,16 +360,16 @@ class DiffusionPreprocessor(Preprocessor):
         if sequence_length is None and self.target_length is not None:
             # Just enough for the longest prompt and its target region, in
             # steps of 32 so that few prompt lengths need their own compile.
-            needed = int(lengths.max()) + len(self._start_ids()) + 1 + self.target_length
+            needed = int(lengths.max()) + len(self._start_ids()) + len(self._separator) + self.target_length
             sequence_length = -(-needed // 32) * 32
         sequence_length = sequence_length or self.sequence_length
-        room = sequence_length - len(self._start_ids()) - 2
+        room = sequence_length - len(self._start_ids()) - len(self._separator) - 1
         if lengths.max() > room:
             i = int(lengths.argmax())
             raise ValueError(
                 f"`max_length` = {sequence_length} leaves no room to generate "
                 f"after prompt {i}, which has {lengths[i]} tokens. Pass "
-                f"`max_length` > {lengths[i] + len(self._start_ids()) + 1}, "
+                f"`max_length` > {lengths[i] + len(self._start_ids()) + len(self._separator)}, "
                 "or a shorter prompt."
             )
         empty_target = tf.ragged.constant([[]] * len(prompts), dtype="int32")
@@ -399,6 +427,7 @@ class DiffusionPreprocessor(Preprocessor):
                 "add_start_token": self.add_start_token,
                 "seed": self.seed,
                 "target_length": self.target_length,
+                "separator": self.separator,
             }
         )
         return config

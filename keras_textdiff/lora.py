@@ -20,6 +20,7 @@ model.save_to_preset("./adapted")  # Plain weights; loads without LoRA.
 ```
 """
 
+import keras
 from keras import ops
 
 
@@ -36,20 +37,24 @@ def check_lora_rank(rank, optional=True):
     return rank
 
 
-def enable_lora(backbone, rank):
-    """Freeze `backbone` and train rank-`rank` updates of its attention.
+def enable_lora(backbone, rank, layers=None):
+    """Freeze `backbone` and train rank-`rank` updates of its projections.
 
     Calls keras-hub's `backbone.enable_lora(rank)`, which freezes every
     weight and adds trainable factors `lora_kernel_a` and `lora_kernel_b`
     to the attention query and value projections (the layers
-    `backbone.default_lora_layer_names()` names). The biases of those
-    projections are frozen too (keras-hub leaves them trainable), so the
-    LoRA factors are the only trainable weights. Compile the model after
-    this call; before saving, call `merge_lora`.
+    `backbone.default_lora_layer_names()` names), or to the layers named
+    in `layers`. The biases of those projections are frozen too (keras-hub
+    leaves them trainable), so the LoRA factors are the only trainable
+    weights. Compile the model after this call; before saving, call
+    `merge_lora`.
 
     Args:
         backbone: a `keras_hub.models.Backbone`, built.
         rank: int >= 1, the rank of the updates.
+        layers: `None` (keras-hub's default: query and value), `"all"`
+            (every dense projection of the transformer layers: attention
+            and feed-forward), or a list of layer names.
 
     Returns:
         `backbone`.
@@ -69,7 +74,7 @@ def enable_lora(backbone, rank):
             "Pass `model.backbone` of a keras-hub `CausalLM` or "
             "`DiffusionDecoder`."
         )
-    backbone.enable_lora(rank)
+    backbone.enable_lora(rank, target_layer_names=_layer_names(backbone, layers))
     layers = lora_layers(backbone)
     if not layers:
         raise ValueError(
@@ -82,6 +87,25 @@ def enable_lora(backbone, rank):
             if id(variable) not in factors:
                 variable.trainable = False
     return backbone
+
+
+def _layer_names(backbone, layers):
+    """keras-hub's `target_layer_names` for `layers` (see `enable_lora`)."""
+    if layers is None:
+        return None
+    if layers == "all":
+        return sorted({
+            layer.name
+            for layer in backbone._flatten_layers(include_self=False)
+            if hasattr(layer, "enable_lora")
+            and not isinstance(layer, keras.layers.Embedding)
+        })
+    if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
+        raise ValueError(
+            '`layers` must be None, "all" or a list of layer names. '
+            f"Received: {layers!r}"
+        )
+    return list(layers)
 
 
 def merge_lora(backbone):

@@ -39,6 +39,20 @@ def test_convert_writes_a_diffusion_preset(tmp_path, capsys):
     assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
 
 
+def test_convert_takes_the_ar_separator(tmp_path):
+    preset = ar_preset(tmp_path)
+    out = str(tmp_path / "diffusion")
+    # As typed in a shell, escapes included ("\\x61" is "a"; "\\n" works the
+    # same way, but the tiny tokenizer has no newline).
+    assert main(["convert", "--preset", preset, "--out", out, "--separator", "b\\x61"]) == 0
+    pre = ktd.DiffusionDecoder.from_preset(out).preprocessor
+    assert pre.separator == "ba"
+    separator = np.asarray(pre.tokenizer("ba")).tolist()
+    packed = {k: ops.convert_to_numpy(v)[0] for k, v in pre.generate_preprocess(["ab"]).items()}
+    first = int(np.argmax(packed["target_mask"]))  # The prompt closes with "ba".
+    assert separator and packed["token_ids"][first - len(separator):first].tolist() == separator
+
+
 def test_convert_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
     preset = ar_preset(tmp_path)
     occupied = tmp_path / "occupied"

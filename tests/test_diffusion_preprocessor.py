@@ -140,3 +140,41 @@ def test_fitting_pairs_keeps_exactly_what_packs():
     with pytest.raises(ValueError, match="does not fit"):
         pre({"prefix": ["abc"], "target": ["defgh"]})
     assert pre.fitting_pairs([]) == []
+
+
+@pytest.mark.parametrize("separator, expected", [("end_token", "END"), ("xy", "xy"), ("", "")])
+def test_separator_closes_the_prefix(separator, expected):
+    tokenizer = letter_tokenizer()
+    pre = DiffusionPreprocessor(
+        tokenizer, sequence_length=12, target_length=4, separator=separator
+    )
+    end = tokenizer.end_token_id
+    ids = [tokenizer.token_to_id(t) for t in "ab"]
+    sep = [end] if expected == "END" else [tokenizer.token_to_id(t) for t in expected]
+    c = tokenizer.token_to_id("c")
+    x = _np(pre({"prefix": ["ab"], "target": ["c"]})[0])
+    # [start] a b [separator] | c [end] [pad] [pad] | padding
+    head = [end, *ids, *sep]
+    np.testing.assert_array_equal(x["token_ids"][0][: len(head) + 2], head + [c, end])
+    np.testing.assert_array_equal(
+        np.flatnonzero(x["target_mask"][0]), np.arange(len(head), len(head) + 4)
+    )
+    # Generation packs the same prefix; the output is the target only.
+    g = _np(pre.generate_preprocess(["ab"]))
+    np.testing.assert_array_equal(g["token_ids"][0][: len(head)], head)
+    assert np.flatnonzero(g["target_mask"][0])[0] == len(head)
+    filled = g["token_ids"].copy()
+    filled[0, len(head)] = c
+    filled[0, len(head) + 1] = end
+    out = {"token_ids": filled, "target_mask": g["target_mask"]}
+    assert pre.generate_postprocess(out, strip_prompt=True) == ["c"]
+    # Room: start + prefix + separator + target region.
+    room = 12 - 1 - len(sep) - 4
+    assert pre.fitting_pairs([{"prefix": "a" * room, "target": "c"}])
+    assert not pre.fitting_pairs([{"prefix": "a" * (room + 1), "target": "c"}])
+    assert DiffusionPreprocessor.from_config(pre.get_config()).separator == separator
+
+
+def test_bad_separator_is_refused():
+    with pytest.raises(ValueError, match="separator"):
+        DiffusionPreprocessor(letter_tokenizer(), 10, separator=None)

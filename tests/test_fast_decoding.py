@@ -228,6 +228,59 @@ def test_selection_rules_on_hand_made_logits():
         False, False, True, True]
 
 
+def test_ordered_stop_commits_stop_tokens_only_after_decided_positions():
+    # Position 0 is a prompt token (decided); 1-4 are masked (token 3).
+    # The model is surest of the end token (1) at position 2: plain
+    # confidence commits it first, before position 1's content.
+    probs = np.full((1, 5, 4), 0.01)
+    probs[0, 1, 2] = 0.5  # content (token 2) after the prompt
+    probs[0, 2, 1] = 0.9  # end token
+    probs[0, 3, 0] = 0.8  # padding (token 0)
+    probs[0, 4, 0] = 0.95
+    logits = np.log(probs / probs.sum(-1, keepdims=True)).astype("float32")
+    samples = np.array([[0, 2, 1, 0, 0]], "int32")
+    tokens = np.array([[2, 3, 3, 3, 3]], "int32")
+    candidates = np.array([[False, True, True, True, True]])
+
+    def chosen(tokens, steps_left, stop):
+        picked = unmasking.select("confidence", logits, tokens, samples, candidates,
+                                  steps_left, mask_token_id=3, stop_token_ids=stop)
+        return ops.convert_to_numpy(picked)[0].tolist()
+
+    # 4 masked, 4 steps: one per step.
+    assert chosen(tokens, 4, None) == [False, False, False, False, True]
+    # Ordered: only position 1 is ready (the others are stop tokens after
+    # a masked position that gets content).
+    assert chosen(tokens, 4, [0, 1]) == [False, True, False, False, False]
+    # Once position 1 is decided, every stop after it is ready: the surest.
+    decided = np.array([[2, 2, 3, 3, 3]], "int32")
+    assert chosen(decided, 3, [0, 1]) == [False, False, False, False, True]
+    # A stop that only follows stops is ready too (position 4 after 3).
+    assert chosen(tokens, 4, [0, 1, 2]) == [False, False, False, False, True]
+    # The last step commits whatever is left.
+    assert chosen(tokens, 1, [0, 1]) == [False, True, True, True, True]
+    sampler = ktd.DiffusionSampler(strategy="confidence", ordered_stop=True)
+    assert ktd.DiffusionSampler.from_config(sampler.get_config()).ordered_stop
+
+
+@pytest.mark.parametrize("strategy", ["confidence", "threshold"])
+def test_ordered_stop_decodes_every_target(strategy):
+    model, mask_id = mask_model()
+    ids, padding_mask, target_mask = packed_batch(model.backbone.vocabulary_size)
+    denoiser = WindowedLogits(model, padding_mask, target_mask, LENGTH, False)
+    sampler = ktd.DiffusionSampler(num_steps=3, temperature=0.0, num_samples=1,
+                                   strategy=strategy, ordered_stop=True)
+    # Half the vocabulary stops: most positions wait for their left neighbor,
+    # and the last step still commits every one left.
+    stops = list(range(model.backbone.vocabulary_size // 2))
+    tokens, _, _ = sampler(denoiser, ids, target_mask, model.backbone.vocabulary_size,
+                           model=model, noise=model.noise, stop_token_ids=stops)
+    tokens = ops.convert_to_numpy(tokens)
+    target = ops.convert_to_numpy(target_mask).astype(bool)
+    assert not (tokens[target] == mask_id).any()
+    np.testing.assert_array_equal(tokens[~target], ids[~target])
+
+
 def test_sampler_config_round_trip():
     sampler = ktd.DiffusionSampler(num_steps=7, strategy="threshold", threshold=0.8,
                                    block_size=32, cache=True, early_stop=True)

@@ -152,3 +152,26 @@ def test_converter_records_lora_rank_in_run_config(tmp_path):
     assert config["dtype"] == "float32"
     reloaded = ktd.DiffusionDecoder.from_preset(str(out / "preset"))
     assert not lora_layers(reloaded.backbone)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_lora_on_all_layers_covers_every_projection(name):
+    backbone = tiny_causal_lm(name, sequence_length=LENGTH).backbone
+    projections = [
+        layer for layer in backbone._flatten_layers(include_self=False)
+        if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense))
+    ]
+    enable_lora(backbone, 2, layers="all")
+    # Attention and feed-forward projections, not only query and value.
+    assert set(map(id, lora_layers(backbone))) == set(map(id, projections))
+    assert len(projections) > 2 * backbone.num_layers
+    assert backbone.trainable_weights
+    assert all(is_lora(w) for w in backbone.trainable_weights)
+
+
+@pytest.mark.parametrize("layers", ["ffn", [1, 2]], ids=repr)
+def test_bad_lora_layers_are_refused(layers):
+    backbone = tiny_causal_lm("gpt2", sequence_length=LENGTH).backbone
+    with pytest.raises(ValueError, match="`layers`"):
+        enable_lora(backbone, 2, layers=layers)
+    assert not lora_layers(backbone)

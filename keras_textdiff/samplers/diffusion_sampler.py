@@ -83,6 +83,12 @@ class DiffusionSampler(Sampler):
     - `early_stop`: a row stops (within a block) once a step changes none of
       its tokens; the loop ends when every row has stopped. Best with a low
       `temperature`: sampling noise keeps tokens changing.
+    - `ordered_stop` (on by default): for the mask strategies, an end or
+      padding token is committed only once no masked position before it
+      would get content, so the output's length follows its content.
+      Without it a short answer's end token is often more confident than
+      the answer itself, is committed first and cuts the answer to a word
+      (SmolLM2 on SQuAD: `benchmarks/results/quality-smollm2-cpu.md`).
 
     Whatever the options, only positions that can still change are projected
     to the vocabulary (the target region, or the current block).
@@ -107,6 +113,8 @@ class DiffusionSampler(Sampler):
         block_size: int >= 1 or `None` (the whole target at once).
         cache: bool. Key/value cache of the positions outside the window.
         early_stop: bool. Stop rows whose tokens stopped changing.
+        ordered_stop: bool. Commit stop tokens only after the content before
+            them (mask strategies). Defaults to `True`.
 
     Example:
     ```python
@@ -138,6 +146,7 @@ class DiffusionSampler(Sampler):
         block_size=None,
         cache=False,
         early_stop=False,
+        ordered_stop=True,
     ):
         _check_int("num_steps", num_steps)
         _check_int("num_samples", num_samples)
@@ -164,6 +173,7 @@ class DiffusionSampler(Sampler):
         self.block_size = block_size
         self.cache = bool(cache)
         self.early_stop = bool(early_stop)
+        self.ordered_stop = bool(ordered_stop)
         self.seed_generator = random.SeedGenerator(seed)
         # Made here, not inside a compiled loop (it owns a seed variable).
         self.default_noise = UniformNoise()
@@ -212,6 +222,7 @@ class DiffusionSampler(Sampler):
         num_steps=None,
         model=None,
         noise=None,
+        stop_token_ids=None,
     ):
         """Denoise a batch.
 
@@ -228,6 +239,8 @@ class DiffusionSampler(Sampler):
             noise: the model's `keras_textdiff.noise.Noise`: where decoding
                 starts (random tokens, or all masks) and its mask token.
                 Defaults to `UniformNoise()`.
+            stop_token_ids: the ids that end an output (end, padding), for
+                `ordered_stop`.
 
         Returns:
             `(token_ids, scores, num_forward_passes)`: the decoded tokens,
@@ -241,6 +254,7 @@ class DiffusionSampler(Sampler):
                 "`MaskNoise` (it unmasks positions); this model has no mask "
                 'token. Use "resample" or "argmax_unrolled".'
             )
+        stop_ids = list(stop_token_ids or []) if self.ordered_stop else None
         length = ops.shape(token_ids)[1]
         if not hasattr(denoiser, "window"):
             denoiser = FullLogits(denoiser, length)
@@ -296,7 +310,7 @@ class DiffusionSampler(Sampler):
             rewrite = select(
                 self.strategy, logits, current, samples, candidates,
                 num_steps - step, mask_token_id, self.keep_fraction,
-                self.threshold,
+                self.threshold, stop_ids,
             )
             new = ops.where(rewrite, samples, current)
             if self.num_samples > 1:
@@ -345,6 +359,7 @@ class DiffusionSampler(Sampler):
             "block_size": self.block_size,
             "cache": self.cache,
             "early_stop": self.early_stop,
+            "ordered_stop": self.ordered_stop,
         }
 
 

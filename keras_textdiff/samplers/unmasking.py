@@ -18,6 +18,12 @@ to overwrite with the samples.
   every masked candidate whose sampled token has probability
   >= `threshold`, at least the most confident one per step, and all that
   are left at a block's last step.
+
+With `stop_token_ids`, the mask strategies commit a stop token (end or
+padding) only once no masked position before it would get content, so that
+an output's length follows its content: a short answer's end token is
+otherwise often the most confident guess while the answer is still masked,
+and cuts it off.
 """
 
 from keras import ops
@@ -48,6 +54,7 @@ def select(
     mask_token_id=None,
     keep_fraction=0.5,
     threshold=0.9,
+    stop_token_ids=None,
 ):
     """Positions to overwrite with `samples` (bool `[batch, window]`).
 
@@ -62,6 +69,9 @@ def select(
         mask_token_id: int, for the mask strategies.
         keep_fraction: float in `[0, 1]`, for `"argmax_unrolled"`.
         threshold: float in `(0, 1]`, for `"threshold"`.
+        stop_token_ids: ids or `None`, for the mask strategies: a sampled
+            stop token is committed only when every masked position before
+            it also samples a stop token (or at a block's last step).
     """
     if strategy == "resample":
         return candidates
@@ -74,12 +84,22 @@ def select(
         return ops.logical_and(candidates, ~_top_k(current, candidates, keep))
     # Mask strategies: only masked positions are still undecided.
     masked = ops.logical_and(candidates, tokens == mask_token_id)
+    last_step = steps_left <= 1
+    ready = masked
+    if stop_token_ids:
+        is_stop = ops.any(samples[..., None] == ops.convert_to_tensor(stop_token_ids, "int32"), axis=-1)
+        # A stop token waits while a masked position before it would still
+        # get content: then the content, not the stop, decides the length.
+        content = ops.cast(ops.logical_and(masked, ~is_stop), "int32")
+        content_before = ops.cumsum(content, axis=-1) - content
+        ready = ops.logical_and(masked, ops.logical_or(~is_stop, content_before == 0))
+        ready = ops.logical_or(ready, ops.logical_and(masked, last_step))
     chosen = ops.take_along_axis(probs, samples[..., None], axis=-1)[..., 0]
     if strategy == "threshold":
         # At least the best one; everything at a block's last step.
-        best = _top_k(chosen, masked, ops.ones_like(_count(masked)))
-        sure = ops.logical_or(chosen >= threshold, steps_left <= 1)
-        return ops.logical_or(ops.logical_and(masked, sure), best)
+        best = _top_k(chosen, ready, ops.ones_like(_count(ready)))
+        sure = ops.logical_or(chosen >= threshold, last_step)
+        return ops.logical_or(ops.logical_and(ready, sure), best)
     if strategy == "confidence":
         score = chosen
     elif strategy == "entropy":
@@ -95,4 +115,4 @@ def select(
     # An even pace: ceil(masked / steps left) per step, all by the last.
     left = ops.maximum(ops.cast(steps_left, "int32"), 1)
     k = (_count(masked) + left - 1) // left
-    return _top_k(score, masked, k)
+    return _top_k(score, ready, k)
