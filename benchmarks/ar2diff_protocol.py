@@ -200,6 +200,8 @@ DECODERS = {
     # for 32 tokens.
     "confidence-ordered-32": dict(num_steps=32, temperature=0.0, num_samples=1,
                                   strategy="confidence", cache=True, ordered_stop=True),
+    "confidence-ordered-16": dict(num_steps=16, temperature=0.0, num_samples=1,
+                                  strategy="confidence", cache=True, ordered_stop=True),
     # Every token above 0.9 at once (at least one per step), up to 32 steps,
     # stopping once nothing is masked.
     "threshold-ordered": dict(num_steps=32, temperature=0.0, num_samples=1, strategy="threshold",
@@ -437,8 +439,11 @@ def write_results(rows, args, test, fitting, total):
         lines.append(f"| {r['model']} | {r['adapt_steps']} | {r['decoding']} | {r['f1']:.1f} | "
                      f"{r['exact_match']:.1f} | {calls} | {r['seconds']:.0f} | {train_s} |")
     lines += ["", "Seconds are wall time on the cores as they were: other jobs shared them "
-              "during some runs (session 6: AR2Diff_0's training and decoding, 17-48 s per step "
-              "against 8 s on idle cores), so compare F1, not seconds, across rows."]
+              "during some runs (session 6: the first AR2Diff_0's training and decoding, 17-48 s "
+              "per step against 8 s on idle cores; session 7: `threshold-ordered` decoding shared "
+              "them with the test suite), so compare F1 and model calls, not seconds, across "
+              "rows. AR greedy decoding makes one call per generated token after one prompt "
+              "pass (at most 33 for these 32-token answers)."]
     lines += ["", "Decoders (one sample, temperature 0, a prompt cache; `model calls` counts the "
               "cache's full pass): `confidence` commits the most confident masked positions at "
               "an even pace over 10 steps; `confidence-ordered` the same with `DiffusionSampler("
@@ -470,9 +475,9 @@ PAPER_DIFFERENCES = [
     "Diffusion recipe: mask noise with the masked-diffusion ELBO, shifted prediction and block "
     "attention with one block over a 32-token target (the prompt keeps its causal AR "
     "attention), instead of the paper's uniform noise, L(1:2) and fully bidirectional "
-    "attention; decoded with confidence remasking (10 steps, one sample, a prompt cache) "
+    "attention; decoded by unmasking (the decoders above: one sample, a prompt cache) "
     "instead of the paper's 10 resampling steps at temperature 0.2, best of 8 (a decoder "
-    "for uniform noise). The prompt closes with the AR rows' separator, a newline "
+    "for uniform noise, not run on this mask-noise model yet). The prompt closes with the AR rows' separator, a newline "
     "(`DiffusionPreprocessor(separator=\"\\n\")`), not the end token.",
     "Data: the SQuAD v1.1 dev set split by article (no train set offline); training contexts "
     "cut around the answer, test contexts whole.",

@@ -125,6 +125,9 @@ def _evaluate(args):
         args.preset, args.task, args.data, split=args.split, limit=args.limit,
         out=args.out, batch_size=args.batch_size, max_length=args.max_length,
         num_samples=args.num_samples, distribution=_distribution(args),
+        decoding={k: v for k, v in (("strategy", args.strategy), ("num_steps", args.num_steps),
+                                    ("temperature", args.temperature),
+                                    ("threshold", args.threshold)) if v is not None},
     )
     print(json.dumps(summary, indent=2))
 
@@ -420,6 +423,14 @@ def build_parser():
     score.add_argument("--batch-size", type=int, default=8)
     score.add_argument("--max-length", type=int, default=None)
     score.add_argument("--num-samples", type=int, default=1)
+    score.add_argument(
+        "--strategy", default=None,
+        help="diffusion decoding strategy (default: the preset's sampler's): resample, "
+        "argmax_unrolled, or for mask-noise models confidence, entropy, margin, threshold",
+    )
+    score.add_argument("--num-steps", type=int, default=None, help="denoising steps")
+    score.add_argument("--temperature", type=float, default=None, help="0: argmax")
+    score.add_argument("--threshold", type=float, default=None, help="for --strategy threshold")
     _add_distribution_flags(score)
     score.set_defaults(run=_evaluate)
 

@@ -160,7 +160,9 @@ class DiffusionPreprocessor(Preprocessor):
         if not self.separator:
             return []
         if getattr(self, "_separator_ids", None) is None:
-            self._separator_ids = _to_ragged(self.tokenizer([self.separator])).to_list()[0]
+            with tf.init_scope():  # Eagerly, even when first asked inside tf.data.
+                ids = _to_ragged(self.tokenizer([self.separator]))
+            self._separator_ids = ids.to_list()[0]
         return self._separator_ids
 
     def _start_ids(self):

@@ -437,19 +437,35 @@ def finetune(
 
 @distributed_recipe(preset="preset")
 def evaluate_preset(
-    preset, task, data, split="test", limit=None, out=None, distribution=None, **kwargs
+    preset, task, data, split="test", limit=None, out=None, distribution=None,
+    decoding=None, **kwargs
 ):
-    """Score a preset on a task split; write the metrics as JSON to `out`."""
+    """Score a preset on a task split; write the metrics as JSON to `out`.
+
+    `decoding`: `DiffusionSampler` arguments that replace the preset's own
+    sampler's (e.g. `{"strategy": "threshold", "num_steps": 32}`); checked
+    before the model loads.
+    """
     from keras_textdiff.data import load_task
     from keras_textdiff.evaluation import evaluate
+    from keras_textdiff.samplers.diffusion_sampler import DiffusionSampler
 
+    if decoding:
+        DiffusionSampler(**decoding)  # Bad options fail here, before any work.
     examples = load_task(task, data, split)
     if limit:
         examples = examples[:limit]
     model = load_model(preset)
     if not is_diffusion(model):
+        if decoding:
+            raise ValueError(
+                f"{preset!r} is an autoregressive model, which decodes greedily; "
+                f"the diffusion decoding options {sorted(decoding)} do not apply to it."
+            )
         model.compile(sampler="greedy")
         examples = ar_examples(examples)
+    elif decoding:
+        model.compile(sampler=DiffusionSampler(**{**model.sampler.get_config(), **decoding}))
     result = evaluate(model, examples, task, **kwargs)
     summary = {k: v for k, v in result.items() if k != "predictions"}
     summary.update({"preset": preset, "task": task, "split": split})

@@ -74,7 +74,7 @@ def assert_scored(path):
     assert_clean(result["predictions"])
 
 
-def chain(ar, tmp_path, data, capsys, convert_flags=()):
+def chain(ar, tmp_path, data, capsys, convert_flags=(), decoding_flags=()):
     """convert -> adapt -> finetune -> evaluate (AR, diffusion) -> generate."""
     diffusion, adapted, tuned = (tmp_path / n for n in ("diffusion", "adapted", "tuned"))
     run("convert", "--preset", ar, "--out", diffusion, "--sequence-length", 32, *convert_flags)
@@ -91,6 +91,11 @@ def chain(ar, tmp_path, data, capsys, convert_flags=()):
     for name, preset, length in (
         ("ar", ar, ["--max-length", 96]), ("diffusion", tuned / "preset", [])
     ):
+        if name == "diffusion" and decoding_flags:
+            scores = tmp_path / "decoded_scores.json"
+            run("evaluate", "--preset", preset, "--task", "squad", "--data", data["squad"],
+                "--split", "all", "--limit", 2, "--out", scores, *decoding_flags)
+            assert_scored(scores)
         scores = tmp_path / f"{name}_scores.json"
         run("evaluate", "--preset", preset, "--task", "squad", "--data", data["squad"],
             "--split", "all", "--limit", 2, "--out", scores, *length)
@@ -121,7 +126,17 @@ def test_hugging_face_chain(tmp_path, data, capsys):
     chain(ar, tmp_path, data, capsys, convert_flags=(
         "--attention", "block", "--block-size", 12, "--target-length", 12,
         "--shifted-prediction", "--add-mask-token",
+    ), decoding_flags=(
+        "--strategy", "threshold", "--num-steps", 12, "--temperature", 0, "--threshold", 0.9,
     ))
+    # A bad decoding option fails in one line, before the model loads.
+    assert main(["evaluate", "--preset", str(tmp_path / "no_such_preset"), "--task", "squad",
+                 "--data", str(data["squad"]), "--strategy", "greedy"]) == 2
+    assert "strategy" in capsys.readouterr().err
+    # Decoding options on an AR model are refused, not ignored.
+    assert main(["evaluate", "--preset", str(ar), "--task", "squad", "--data",
+                 str(data["squad"]), "--strategy", "threshold"]) == 2
+    assert "autoregressive" in capsys.readouterr().err
     from keras_textdiff.recipes import load_model
 
     model = load_model(str(tmp_path / "tuned" / "preset"))

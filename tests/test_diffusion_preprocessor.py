@@ -83,13 +83,23 @@ def test_raw_strings_get_a_random_split_and_fit():
     assert len(prefix_lengths) > 3  # the split point moves
 
 
-def test_works_in_tf_data():
-    pre = DiffusionPreprocessor(letter_tokenizer(), sequence_length=10)
+@pytest.mark.parametrize("separator", ["end_token", "xy"])
+def test_works_in_tf_data(separator):
+    tokenizer = letter_tokenizer()
+    # A fresh preprocessor: a text separator is first tokenized in the graph.
+    pre = DiffusionPreprocessor(tokenizer, sequence_length=10, separator=separator)
     ds = tf.data.Dataset.from_tensor_slices(
         {"prefix": ["ab", "c"], "target": ["cd", "efg"]}
     ).batch(2).map(pre)
     x, y, _ = next(iter(ds))
     assert x["token_ids"].shape == (2, 10)
+    raw = DiffusionPreprocessor(tokenizer, sequence_length=10, separator=separator, seed=0)
+    x, _, _ = next(iter(tf.data.Dataset.from_tensor_slices(["abcdefgh"]).batch(1).map(raw)))
+    ids, target = x["token_ids"].numpy()[0], x["target_mask"].numpy()[0]
+    first = int(np.argmax(target))
+    if separator == "xy":
+        xy = [tokenizer.token_to_id(t) for t in "xy"]
+        assert ids[first - 2:first].tolist() == xy
 
 
 def test_generate_preprocess_and_postprocess_round_trip():
