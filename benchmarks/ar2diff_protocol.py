@@ -295,6 +295,27 @@ def parse_args(argv=None):
     return args
 
 
+def squad_test(args, preset):
+    """`(all test questions, those whose prompt fits --test-length tokens)`."""
+    all_test = load_task("squad", os.path.join(args.data, "squad", "dev-v1.1.json.gz"), "test")
+    tokenizer = keras_hub.models.CausalLM.from_preset(preset).preprocessor.tokenizer
+    lengths = [len(t) for t in tokenizer([e["prefix"] for e in all_test])]
+    fits = [e for e, n in zip(all_test, lengths) if n + 2 + args.target_length <= args.test_length]
+    return all_test, fits
+
+
+def load_ar_model(preset, args):
+    """The AR model at the training sequence length."""
+    ar = keras_hub.models.CausalLM.from_preset(preset)
+    ar.preprocessor.sequence_length = args.sequence_length
+    return ar
+
+
+def results_slug(device):
+    """`cpu`, or the GPU's name as a file-name part."""
+    return "cpu" if device.startswith("CPU") else re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
+
+
 def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
@@ -302,18 +323,10 @@ def main(argv=None):
     preset = smollm2_preset(args.work_dir)
     squad = os.path.join(args.data, "squad", "dev-v1.1.json.gz")
     train_examples = [crop_context(e, args.context_chars) for e in load_task("squad", squad, "train")]
-    all_test = load_task("squad", squad, "test")
-    tokenizer = keras_hub.models.CausalLM.from_preset(preset).preprocessor.tokenizer
-    lengths = [len(t) for t in tokenizer([e["prefix"] for e in all_test])]
-    fits = [e for e, n in zip(all_test, lengths) if n + 2 + args.target_length <= args.test_length]
+    all_test, fits = squad_test(args, preset)
     test = fits[: args.eval_examples]
     print(f"SQuAD test: {len(fits)} of {len(all_test)} questions fit {args.test_length} "
           f"tokens; scoring the first {len(test)}.")
-
-    def load_ar():
-        ar = keras_hub.models.CausalLM.from_preset(preset)
-        ar.preprocessor.sequence_length = args.sequence_length
-        return ar
 
     rows = []
     if args.render:
@@ -331,7 +344,7 @@ def main(argv=None):
                 if n:  # Fine-tuning starts from the adapted model.
                     model = ktd.DiffusionDecoder.from_preset(adapted)
                 else:
-                    model = diffusion_model(load_ar(), args) if diffusion else load_ar()
+                    model = diffusion_model(load_ar_model(preset, args), args) if diffusion else load_ar_model(preset, args)
                 enable_lora(model, args)
                 return model
 
@@ -339,7 +352,7 @@ def main(argv=None):
                 corpus = adaptation_corpus(args.data, train_examples, 20000)
 
                 def build_adapt():
-                    model = diffusion_model(load_ar(), args)
+                    model = diffusion_model(load_ar_model(preset, args), args)
                     enable_lora(model, args)
                     return model
 
@@ -398,7 +411,7 @@ def baseline_f1(test):
 
 def write_results(rows, args, test, fitting, total):
     device = device_name()
-    slug = "cpu" if device.startswith("CPU") else re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
+    slug = results_slug(device)
     folder = args.work_dir if args.quick else RESULTS  # Quick runs are checks, not results.
     os.makedirs(folder, exist_ok=True)
     stem = os.path.join(folder, f"quality-smollm2-{slug}")

@@ -18,9 +18,7 @@ import time
 
 import ar2diff_protocol as protocol
 
-import keras_hub  # noqa: E402
 from keras_textdiff import DiffusionSampler  # noqa: E402
-from keras_textdiff.data import load_task  # noqa: E402
 from keras_textdiff.evaluation import metrics  # noqa: E402
 
 
@@ -31,12 +29,7 @@ def main(argv=None):
     own, rest = p.parse_known_args(argv)
     args = protocol.parse_args(["--rows", "AR2Diff_0", *rest])
     preset = protocol.smollm2_preset(args.work_dir)
-    squad = os.path.join(args.data, "squad", "dev-v1.1.json.gz")
-    tokenizer = keras_hub.models.CausalLM.from_preset(preset).preprocessor.tokenizer
-    test = load_task("squad", squad, "test")
-    lengths = [len(t) for t in tokenizer([e["prefix"] for e in test])]
-    test = [e for e, n in zip(test, lengths) if n + 2 + args.target_length <= args.test_length]
-    test = test[: own.examples]
+    test = protocol.squad_test(args, preset)[1][: own.examples]
     # Batches of similar lengths, as the protocol decodes them.
     test = sorted(test, key=lambda e: len(e["prefix"]))
     if not os.path.exists(os.path.join(args.work_dir, "AR2Diff_0", "finetune", "result.json")):
@@ -44,9 +37,7 @@ def main(argv=None):
                  "--rows AR2Diff_0` first.")
 
     def build():
-        ar = keras_hub.models.CausalLM.from_preset(preset)
-        ar.preprocessor.sequence_length = args.sequence_length
-        model = protocol.diffusion_model(ar, args)
+        model = protocol.diffusion_model(protocol.load_ar_model(preset, args), args)
         protocol.enable_lora(model, args)
         return model
 
@@ -77,8 +68,7 @@ def main(argv=None):
     lines += ["", "First outputs (prediction <- first reference):", ""]
     for n, *_, examples in rows:
         lines += [f"- {n}: " + "; ".join(f"`{p!r}` <- {r[0]!r}" for p, r in examples)]
-    slug = "cpu" if device.startswith("CPU") else device.lower().replace(" ", "-")
-    path = os.path.join(protocol.RESULTS, f"squad-decoding-sweep-{slug}.md")
+    path = os.path.join(protocol.RESULTS, f"squad-decoding-sweep-{protocol.results_slug(device)}.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(path)

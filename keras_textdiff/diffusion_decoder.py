@@ -385,10 +385,7 @@ class DiffusionDecoder(CausalLM):
         """
         # The output is cut at the end token afterwards; the sampler may use
         # the end and padding tokens to order its commits (`ordered_stop`).
-        if self.preprocessor is not None:
-            stop_token_ids = sorted({self.preprocessor.end_token_id, self.preprocessor.pad_token_id})
-        else:
-            stop_token_ids = None
+        stop_token_ids = None if self.preprocessor is None else self.preprocessor.stop_token_ids
         token_ids = ops.cast(inputs["token_ids"], "int32")
         padding_mask = inputs["padding_mask"]
         target_mask = ops.cast(inputs["target_mask"], "bool")

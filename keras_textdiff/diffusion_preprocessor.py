@@ -165,6 +165,11 @@ class DiffusionPreprocessor(Preprocessor):
             self._separator_ids = ids.to_list()[0]
         return self._separator_ids
 
+    @property
+    def stop_token_ids(self):
+        """The ids that end an output: the end token and the padding token."""
+        return sorted({self.end_token_id, self.pad_token_id})
+
     def _start_ids(self):
         start = getattr(self.tokenizer, "start_token_id", None)
         return [start] if self.add_start_token and start is not None else []
@@ -398,7 +403,7 @@ class DiffusionPreprocessor(Preprocessor):
             A list of strings.
         """
         if stop_token_ids == "auto":
-            stop_token_ids = [self.end_token_id, self.pad_token_id]
+            stop_token_ids = self.stop_token_ids
         stop = set(stop_token_ids or [])
         special = set(self._start_ids()) | {self.end_token_id}
         token_ids = keras.ops.convert_to_numpy(x["token_ids"])
