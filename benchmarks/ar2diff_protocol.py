@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -42,7 +43,9 @@ from keras_textdiff.checkpoints import import_gguf  # noqa: E402
 from keras_textdiff.data import load_task  # noqa: E402
 from keras_textdiff.data import text_dataset  # noqa: E402
 from keras_textdiff.data import to_dataset  # noqa: E402
+from keras_textdiff.data.tasks import mbpp_program  # noqa: E402
 from keras_textdiff.evaluation import metrics  # noqa: E402
+from keras_textdiff.evaluation import sandbox  # noqa: E402
 from keras_textdiff.evaluation.evaluate import complete  # noqa: E402
 from keras_textdiff import lora  # noqa: E402
 from keras_textdiff.lora import merge_lora  # noqa: E402
@@ -53,6 +56,19 @@ from keras_textdiff.recipes import train  # noqa: E402
 from results_files import cpu_description  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
+
+# Per task: its data, the target (answer) length in tokens, how long a test
+# prompt may be, and the metrics it is scored with (the first one is plotted).
+TASKS = {
+    "squad": dict(path="squad/dev-v1.1.json.gz", target_length=32, test_length=320, sequence_length=192,
+                  metrics=("f1", "exact_match"), title="SQuAD"),
+    "translation": dict(path="bible_en_fr", target_length=64, test_length=192, sequence_length=192,
+                        metrics=("bleu", "chrf"), title="English -> French"),
+    "mbpp": dict(path="mbpp/mbpp.jsonl", target_length=128, test_length=320, sequence_length=256,
+                 metrics=("pass@1",), title="MBPP"),
+}
+METRIC_NAMES = {"f1": "F1", "exact_match": "EM", "bleu": "BLEU", "chrf": "chrF", "pass@1": "pass@1"}
+TRANSLATION_PREFIX = "translate English to French: "
 
 
 def device_name():
@@ -131,17 +147,46 @@ def enable_lora(model, args):
         lora.enable_lora(model.backbone, args.lora_rank, layers=layers)
 
 
-def trained(name, build, dataset_fn, steps, args, stage):
-    """Train (or resume) one stage; returns the model with its weights."""
-    run = RunDirectory(os.path.join(args.work_dir, name, stage), {
+def stage_config(steps, args, stage, diffusion=True):
+    """What a stage's run directory is keyed on."""
+    return {
         "stage": stage, "steps": steps, "batch_size": args.batch_size,
         "learning_rate": args.learning_rate, "lora_rank": args.lora_rank,
         "sequence_length": args.sequence_length, "target_length": args.target_length,
         "seed": args.seed,
         # Only when not the first runs' values, so that their caches still match.
         **({"lora_layers": args.lora_layers} if args.lora_layers != "attention" else {}),
-        **({"separator": args.separator} if name != "AR" and args.separator != "end_token" else {}),
-    })
+        **({"separator": args.separator} if diffusion and args.separator != "end_token" else {}),
+        **({"task": args.task} if stage == "finetune" and args.task != "squad" else {}),
+    }
+
+
+def shorter_adaptation(args, n):
+    """The last checkpoint of the longest adaptation run shorter than `n`
+    steps with otherwise the same configuration (the same data order and
+    constant learning rate: continuing it is the same run), or None."""
+    found = []
+    for config_path in glob.glob(os.path.join(args.work_dir, "AR2Diff_*", "adapt", "run_config.json")):
+        with open(config_path) as f:
+            config = json.load(f)
+        if config != stage_config(config["steps"], args, "adapt") or config["steps"] >= n:
+            continue
+        for path in glob.glob(os.path.join(os.path.dirname(config_path), "checkpoints", "step-*.npz")):
+            step = int(re.search(r"step-(\d+)\.npz$", path).group(1))
+            found.append((step, path))
+    return max(found)[1] if found else None
+
+
+def trained(directory, build, dataset_fn, steps, args, stage, start_from=None):
+    """Train (or resume) one stage; returns the model with its weights.
+
+    `start_from`: a checkpoint of the same run at fewer steps (a shorter
+    adaptation), copied in when this run has none, so that AR2Diff_300
+    continues AR2Diff_100's adaptation instead of repeating its steps."""
+    diffusion = os.path.basename(directory) != "AR"
+    run = RunDirectory(os.path.join(directory, stage), stage_config(steps, args, stage, diffusion))
+    if start_from and not run.checkpoints():
+        shutil.copy(start_from, os.path.join(run.path, "checkpoints", os.path.basename(start_from)))
     model = build()
     recipes._compile(model, args.learning_rate)
     saved = os.path.join(run.path, "result.json")
@@ -202,9 +247,9 @@ DECODERS = {
                                   strategy="confidence", cache=True, ordered_stop=True),
     "confidence-ordered-16": dict(num_steps=16, temperature=0.0, num_samples=1,
                                   strategy="confidence", cache=True, ordered_stop=True),
-    # Every token above 0.9 at once (at least one per step), up to 32 steps,
-    # stopping once nothing is masked.
-    "threshold-ordered": dict(num_steps=32, temperature=0.0, num_samples=1, strategy="threshold",
+    # Every token above 0.9 at once (at least one per step), up to one step
+    # per target token, stopping once nothing is masked.
+    "threshold-ordered": dict(num_steps="target", temperature=0.0, num_samples=1, strategy="threshold",
                               threshold=0.9, cache=True, early_stop=True, ordered_stop=True),
     # Fast-dLLM threshold decoding (fewer calls).
     "threshold": dict(num_steps=10, temperature=0.0, num_samples=1, strategy="threshold",
@@ -212,12 +257,54 @@ DECODERS = {
 }
 
 
-def clean(text):
-    return text.strip().split("\n")[0].strip()
+def decoder_config(name, target_length):
+    """`DECODERS[name]`, `num_steps="target"` made the target length."""
+    config = dict(DECODERS[name])
+    if config["num_steps"] == "target":
+        config["num_steps"] = target_length
+    return config
 
 
-def evaluate(name, decoding, model, test, args, diffusion):
-    path = os.path.join(args.work_dir, name, f"eval-{decoding}.json")
+def clean(text, task="squad"):
+    """The answer in a raw output: its first line (a program: its code)."""
+    return program_of(text) if task == "mbpp" else text.strip().split("\n")[0].strip()
+
+
+def program_of(text):
+    """The definitions at the start of a generated program: from the first
+    line (a Markdown fence dropped) up to the first top-level line that is
+    not a definition, an import, a decorator or a comment (usage examples,
+    prints and prose that models add after the function), as code
+    benchmarks' stop sequences do (`"\\nprint"`, `"\\nif"`, ...)."""
+    lines = text.strip("\n").split("\n")
+    if lines and lines[0].startswith("```"):
+        lines = lines[1:]
+    kept = []
+    for line in lines:
+        top_level = line[:1] not in ("", " ", "\t")
+        if top_level and not line.startswith(("def ", "class ", "import ", "from ", "@", "#")):
+            break
+        kept.append(line)
+    return "\n".join(kept).rstrip()
+
+
+def score(task, predictions, test):
+    """`{metric: value}` (0-100) of `predictions` for the `test` examples."""
+    if task == "squad":
+        references = [e["answers"] for e in test]
+        return {"f1": metrics.f1(predictions, references),
+                "exact_match": metrics.exact_match(predictions, references)}
+    if task == "translation":
+        references = [e["target"] for e in test]
+        return {"bleu": metrics.bleu(predictions, references),
+                "chrf": metrics.chrf(predictions, references)}
+    programs = [mbpp_program(e, code=p) for e, p in zip(test, predictions)]
+    passed = [r.passed for r in sandbox.run_many(programs, timeout=10.0)]
+    return {"pass@1": 100.0 * float(np.mean(passed))}
+
+
+def evaluate(directory, decoding, model, test, args, diffusion):
+    path = os.path.join(directory, f"eval-{decoding}.json")
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
@@ -227,7 +314,7 @@ def evaluate(name, decoding, model, test, args, diffusion):
     prompts = [test[i]["prefix"] for i in order]
     start = time.time()
     if diffusion:
-        sampler = ktd.DiffusionSampler(seed=args.seed, **DECODERS[decoding])
+        sampler = ktd.DiffusionSampler(seed=args.seed, **decoder_config(decoding, args.target_length))
         batch = 1 if DECODERS[decoding]["num_samples"] > 1 else args.eval_batch_size
         outputs, calls = decode_diffusion(model, prompts, sampler, batch)
     else:
@@ -237,14 +324,13 @@ def evaluate(name, decoding, model, test, args, diffusion):
     for i, output in zip(order, outputs):
         unsorted[i] = output
     outputs = unsorted
-    predictions = [clean(o) for o in outputs]
-    references = [e["answers"] for e in test]
+    predictions = [clean(o, args.task) for o in outputs]
     result = {
-        "model": name, "decoding": decoding, "examples": len(test),
-        "f1": metrics.f1(predictions, references),
-        "exact_match": metrics.exact_match(predictions, references),
+        "model": os.path.basename(directory), "decoding": decoding, "examples": len(test),
+        **score(args.task, predictions, test),
         "seconds": seconds, "model_calls": calls,
-        "predictions": [{"id": e["id"], "prediction": p, "answers": e["answers"], "raw": o}
+        "predictions": [{"id": e.get("id", e.get("task_id")), "prediction": p,
+                         "references": e.get("answers", e["target"]), "raw": o}
                         for e, p, o in zip(test, predictions, outputs)],
     }
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -262,6 +348,8 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--work-dir", default="benchmarks/runs/ar2diff_protocol")
+    p.add_argument("--task", default="squad", choices=sorted(TASKS),
+                   help="SQuAD's runs live in --work-dir, the other tasks' in a folder of it")
     p.add_argument("--rows", default="AR2Diff_0,AR,AR2Diff_N",
                    help="rows to run, in order (AR2Diff_N uses --adapt-steps)")
     p.add_argument("--adapt-steps", default="100", help="N values, comma-separated")
@@ -274,12 +362,15 @@ def parse_args(argv=None):
                         "or on every projection")
     p.add_argument("--separator", default="\n",
                    help='what closes the diffusion prompt: "end_token", or text (the AR rows use "\n")')
-    p.add_argument("--sequence-length", type=int, default=192, help="training length")
-    p.add_argument("--target-length", type=int, default=32)
+    p.add_argument("--sequence-length", type=int, default=None,
+                   help="training length (default: the task's, 192, or 256 for mbpp)")
+    p.add_argument("--target-length", type=int, default=None,
+                   help="answer tokens (default: the task's, squad 32, translation 64, mbpp 128)")
     p.add_argument("--context-chars", type=int, default=500,
                    help="training contexts are cut to the sentences around the answer")
-    p.add_argument("--test-length", type=int, default=320,
-                   help="test questions whose prompt fits this many tokens are scored")
+    p.add_argument("--test-length", type=int, default=None,
+                   help="test examples whose prompt and answer fit this many tokens are "
+                        "scored (default: the task's, 320, or 192 for translation)")
     p.add_argument("--eval-examples", type=int, default=200)
     p.add_argument("--eval-batch-size", type=int, default=8)
     p.add_argument("--decoders", default="confidence-ordered,threshold-ordered,confidence-ordered-32")
@@ -289,19 +380,36 @@ def parse_args(argv=None):
     p.add_argument("--render", action="store_true",
                    help="rewrite the results files from the rows already evaluated; run nothing")
     args = p.parse_args(argv)
-    if args.quick:
-        args.finetune_steps, args.eval_examples, args.adapt_steps = 2, 4, "2"
+    if args.quick:  # Small defaults; flags given still count.
+        p.set_defaults(finetune_steps=2, eval_examples=4, adapt_steps="2")
+        args = p.parse_args(argv)
         args.work_dir += "-quick"
+    for key in ("target_length", "test_length", "sequence_length"):
+        if getattr(args, key) is None:
+            setattr(args, key, TASKS[args.task][key])
     return args
 
 
-def squad_test(args, preset):
-    """`(all test questions, those whose prompt fits --test-length tokens)`."""
-    all_test = load_task("squad", os.path.join(args.data, "squad", "dev-v1.1.json.gz"), "test")
-    tokenizer = keras_hub.models.CausalLM.from_preset(preset).preprocessor.tokenizer
+def task_data(args, preset):
+    """`(training examples, all test examples, those whose prompt and answer
+    fit --test-length tokens)` of `args.task`."""
+    path = os.path.join(args.data, TASKS[args.task]["path"])
+    if args.task == "squad":
+        train_examples = [crop_context(e, args.context_chars) for e in load_task("squad", path, "train")]
+        all_test = load_task("squad", path, "test")
+    elif args.task == "translation":
+        train_examples = load_task("translation", path, "train", source_prefix=TRANSLATION_PREFIX)
+        all_test = load_task("translation", path, "test", source_prefix=TRANSLATION_PREFIX)
+    else:
+        train_examples = load_task("mbpp", path, "train") + load_task("mbpp", path, "validation")
+        all_test = load_task("mbpp", path, "test")
+    tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
     lengths = [len(t) for t in tokenizer([e["prefix"] for e in all_test])]
-    fits = [e for e, n in zip(all_test, lengths) if n + 2 + args.target_length <= args.test_length]
-    return all_test, fits
+    # The reference must fit the target too (+1: the end token).
+    references = [len(t) + 1 for t in tokenizer([e["target"] for e in all_test])]
+    fits = [e for e, n, m in zip(all_test, lengths, references)
+            if n + 2 + args.target_length <= args.test_length and m <= args.target_length]
+    return train_examples, all_test, fits
 
 
 def load_ar_model(preset, args):
@@ -316,29 +424,40 @@ def results_slug(device):
     return "cpu" if device.startswith("CPU") else re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
 
 
+def task_dir(args):
+    """Where `args.task`'s fine-tuning runs live (SQuAD's: --work-dir)."""
+    return args.work_dir if args.task == "squad" else os.path.join(args.work_dir, args.task)
+
+
+def adapted_dir(args, n):
+    """Where AR2Diff_n's adaptation lives: shared by the tasks with the same
+    lengths (the converted model's block is the target)."""
+    suffix = "" if (args.target_length, args.sequence_length) == (32, 192) else \
+        f"-{args.sequence_length}-{args.target_length}"
+    return os.path.join(args.work_dir, f"AR2Diff_{n}{suffix}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.work_dir, exist_ok=True)
     preset = smollm2_preset(args.work_dir)
-    squad = os.path.join(args.data, "squad", "dev-v1.1.json.gz")
-    train_examples = [crop_context(e, args.context_chars) for e in load_task("squad", squad, "train")]
-    all_test, fits = squad_test(args, preset)
+    train_examples, all_test, fits = task_data(args, preset)
     test = fits[: args.eval_examples]
-    print(f"SQuAD test: {len(fits)} of {len(all_test)} questions fit {args.test_length} "
+    print(f"{args.task} test: {len(fits)} of {len(all_test)} examples fit {args.test_length} "
           f"tokens; scoring the first {len(test)}.")
 
     rows = []
     if args.render:
-        write_results(evaluated_rows(args), args, test, len(fits), len(all_test))
+        write_results(evaluated_rows(args), args)
         return rows
     for row in args.rows.split(","):
         adapt_values = [int(n) for n in args.adapt_steps.split(",")] if row == "AR2Diff_N" else [0]
         for n in adapt_values:
             diffusion = row != "AR"
             name = "AR" if not diffusion else f"AR2Diff_{n}"
-
-            adapted = os.path.join(args.work_dir, name, "adapted-preset")
+            directory = os.path.join(task_dir(args), name)
+            adapted = os.path.join(adapted_dir(args, n), "adapted-preset")
 
             def build(n=n, diffusion=diffusion, adapted=adapted):
                 if n:  # Fine-tuning starts from the adapted model.
@@ -349,7 +468,9 @@ def main(argv=None):
                 return model
 
             if n and not os.path.exists(os.path.join(adapted, "config.json")):
-                corpus = adaptation_corpus(args.data, train_examples, 20000)
+                squad = os.path.join(args.data, TASKS["squad"]["path"])
+                squad_train = [crop_context(e, args.context_chars) for e in load_task("squad", squad, "train")]
+                corpus = adaptation_corpus(args.data, squad_train, 20000)
 
                 def build_adapt():
                     model = diffusion_model(load_ar_model(preset, args), args)
@@ -357,9 +478,9 @@ def main(argv=None):
                     return model
 
                 model, _ = trained(
-                    name, build_adapt,
+                    adapted_dir(args, n), build_adapt,
                     lambda m: text_dataset(corpus, m.preprocessor, args.batch_size, seed=args.seed, repeat=True),
-                    n, args, "adapt",
+                    n, args, "adapt", start_from=shorter_adaptation(args, n),
                 )
                 merge_lora(model.backbone)  # A plain preset, LoRA folded in.
                 save_preset(model, adapted)
@@ -367,57 +488,79 @@ def main(argv=None):
                 dataset_fn = lambda m: to_dataset(train_examples, m.preprocessor, args.batch_size, seed=args.seed, repeat=True)  # noqa: E731
             else:
                 dataset_fn = lambda m: recipes.pair_dataset(m, train_examples, args.batch_size, args.seed)  # noqa: E731
-            model, result = trained(name, build, dataset_fn, args.finetune_steps, args, "finetune")
+            model, result = trained(directory, build, dataset_fn, args.finetune_steps, args, "finetune")
             decoders = args.decoders.split(",") if diffusion else ["greedy"]
             for decoding in decoders:
-                scores = evaluate(name, decoding, model, test, args, diffusion)
+                scores = evaluate(directory, decoding, model, test, args, diffusion)
                 rows.append({
-                    "task": "squad", "base": "smollm2-135m", "model": name,
-                    "decoding": decoding, "f1": scores["f1"], "exact_match": scores["exact_match"],
+                    "task": args.task, "base": "smollm2-135m", "model": name,
+                    "decoding": decoding, **{m: scores[m] for m in TASKS[args.task]["metrics"]},
                     "examples": scores["examples"], "finetune_steps": args.finetune_steps,
                     "adapt_steps": n, "seconds": round(scores["seconds"], 1),
                     "model_calls": scores["model_calls"],
                     "train_seconds": result.get("seconds"), "final_loss": result.get("loss"),
                     "command": " ".join(["python", *sys.argv]),
                 })
-                row_file = os.path.join(args.work_dir, name, f"row-{decoding}.json")
-                with open(row_file, "w") as f:
+                with open(os.path.join(directory, f"row-{decoding}.json"), "w") as f:
                     json.dump(rows[-1], f, indent=1)
                 print(json.dumps(rows[-1]))
                 for p in scores["predictions"][:5]:
-                    print(f"  {p['prediction']!r}  <- {p['answers'][:2]}")
-            write_results(evaluated_rows(args), args, test, len(fits), len(all_test))
+                    print(f"  {p['prediction']!r}  <- {p.get('references', p.get('answers'))!r:.200}")
+            write_results(evaluated_rows(args), args)
     return rows
 
 
 def evaluated_rows(args):
     """Every row evaluated so far, in this run or an earlier one."""
     rows = []
-    for path in sorted(glob.glob(os.path.join(args.work_dir, "*", "row-*.json"))):
+    paths = glob.glob(os.path.join(args.work_dir, "*", "row-*.json"))
+    paths += glob.glob(os.path.join(args.work_dir, "*", "*", "row-*.json"))
+    for path in sorted(paths):
         with open(path) as f:
             rows.append(json.load(f))
     return rows
 
 
-def baseline_f1(test):
-    """Trivial baselines: the first context words, and the empty answer."""
-    first = [e["prefix"].split(" context: ", 1)[1].split()[:3] for e in test]
-    refs = [e["answers"] for e in test]
-    return {
-        "first three context words": metrics.f1([" ".join(w) for w in first], refs),
-        "empty answer": metrics.f1(["" for _ in test], refs),
-    }
+def baselines(task, test):
+    """Trivial baselines' scores on the same test examples."""
+    if task == "squad":
+        first = [" ".join(e["prefix"].split(" context: ", 1)[1].split()[:3]) for e in test]
+        return {"first three context words": score(task, first, test),
+                "empty answer": score(task, ["" for _ in test], test)}
+    if task == "translation":
+        source = [e["prefix"][len(TRANSLATION_PREFIX):] for e in test]
+        return {"the English source, copied": score(task, source, test),
+                "empty output": score(task, ["" for _ in test], test)}
+    return {"empty program": score(task, ["" for _ in test], test)}
 
 
-def write_results(rows, args, test, fitting, total):
+def for_task(args, task):
+    """`args` for another task (its default lengths)."""
+    if task == args.task:
+        return args
+    other = argparse.Namespace(**vars(args))
+    other.task = task
+    for key in ("target_length", "test_length", "sequence_length"):
+        setattr(other, key, TASKS[task][key])
+    return other
+
+
+def format_scores(task, scores):
+    return ", ".join(f"{METRIC_NAMES[m]} {scores[m]:.1f}" for m in TASKS[task]["metrics"])
+
+
+def write_results(rows, args):
     device = device_name()
     slug = results_slug(device)
     folder = args.work_dir if args.quick else RESULTS  # Quick runs are checks, not results.
     os.makedirs(folder, exist_ok=True)
     stem = os.path.join(folder, f"quality-smollm2-{slug}")
+    rows = [{"task": "squad", **r} for r in rows]
+    order = list(TASKS)
+    rows.sort(key=lambda r: (order.index(r["task"]), r["model"] != "AR", r["adapt_steps"], r["decoding"]))
     json_rows = []
     for r in rows:
-        for metric in ("f1", "exact_match"):
+        for metric in TASKS[r["task"]]["metrics"]:
             json_rows.append({
                 "task": r["task"], "base": r["base"], "model": r["model"], "metric": metric,
                 "value": round(r[metric], 2), "examples": r["examples"],
@@ -428,7 +571,7 @@ def write_results(rows, args, test, fitting, total):
         json.dump({"device": device, "commands": sorted({r.get("command", "") for r in rows}),
                    "rows": json_rows}, f, indent=1)
     lines = [
-        "# AR vs AR2Diff on SmolLM2-135M-Instruct: SQuAD",
+        "# AR vs AR2Diff on SmolLM2-135M-Instruct",
         "",
         f"Device: {device}. Backend: {keras.backend.backend()}, float32.",
         "Commands: " + "; ".join(
@@ -437,41 +580,60 @@ def write_results(rows, args, test, fitting, total):
         "",
         f"Fine-tuning (every row): {args.finetune_steps} steps, batch {args.batch_size}, AdamW "
         f"{args.learning_rate:g} (constant), LoRA rank {args.lora_rank or 'none (full weights)'}, "
-        f"seed {args.seed}; training contexts cut to about {args.context_chars} characters "
-        f"around the answer, packed at {args.sequence_length} tokens.",
-        f"Test: the first {rows[0]['examples'] if rows else 0} of the {fitting} (of {total}) "
-        f"test questions whose whole prompt fits {args.test_length} tokens (article-level split "
-        "of the SQuAD v1.1 dev set, `keras_textdiff.data.load_squad`).",
-        "",
-        "| model | N (adapt steps) | decoding | F1 | EM | model calls | decode seconds | train seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        f"seed {args.seed}, packed at {args.sequence_length} tokens. AR2Diff_N: N steps of the "
+        "diffusion loss on an offline corpus of prose and code (SQuAD training contexts, English "
+        "Bible verses, Python's standard library; LoRA merged after), then the same fine-tuning.",
     ]
-    for r in rows:
-        calls = "" if r["model_calls"] is None else f"{r['model_calls']:.1f}"
-        train_s = "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
-        lines.append(f"| {r['model']} | {r['adapt_steps']} | {r['decoding']} | {r['f1']:.1f} | "
-                     f"{r['exact_match']:.1f} | {calls} | {r['seconds']:.0f} | {train_s} |")
-    lines += ["", "Seconds are wall time on the cores as they were: other jobs shared them "
-              "during some runs (session 6: the first AR2Diff_0's training and decoding, 17-48 s "
-              "per step against 8 s on idle cores; session 7: `threshold-ordered` decoding shared "
-              "them with the test suite), so compare F1 and model calls, not seconds, across "
-              "rows. AR greedy decoding makes one call per generated token after one prompt "
-              "pass (at most 33 for these 32-token answers)."]
+    preset = smollm2_preset(args.work_dir)
+    for task in [t for t in TASKS if any(r["task"] == t for r in rows)]:
+        task_args = for_task(args, task)
+        _, all_test, fits = task_data(task_args, preset)
+        task_rows = [r for r in rows if r["task"] == task]
+        names = [METRIC_NAMES[m] for m in TASKS[task]["metrics"]]
+        lines += [
+            "", f"## {TASKS[task]['title']}", "",
+            f"Test: the first {task_rows[0]['examples']} of the {len(fits)} (of {len(all_test)}) "
+            f"test examples whose prompt and {task_args.target_length}-token answer fit "
+            f"{task_args.test_length} tokens and whose reference fits the answer." + (
+                " Training contexts cut to about "
+                f"{args.context_chars} characters around the answer; test contexts whole "
+                "(article-level split of the SQuAD v1.1 dev set, `keras_textdiff.data.load_squad`)."
+                if task == "squad" else ""),
+            "",
+            "| model | N (adapt steps) | decoding | " + " | ".join(names)
+            + " | model calls | decode seconds | train seconds |",
+            "|---|---|---|" + "---|" * len(names) + "---|---|---|",
+        ]
+        for r in task_rows:
+            calls = "" if r["model_calls"] is None else f"{r['model_calls']:.1f}"
+            train_s = "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
+            values = " | ".join(f"{r[m]:.1f}" for m in TASKS[task]["metrics"])
+            lines.append(f"| {r['model']} | {r['adapt_steps']} | {r['decoding']} | {values} | "
+                         f"{calls} | {r['seconds']:.0f} | {train_s} |")
+        test = fits[: task_rows[0]["examples"]]
+        lines += ["", "Trivial baselines on the same examples: " + "; ".join(
+            f"{name}: {format_scores(task, value)}" for name, value in baselines(task, test).items()) + "."]
+        if task == "squad":
+            lines += ["", "Earlier recipe, for the record (session 6): the same AR2Diff_0 with the "
+                      "end token closing the prompt scored F1 2.2 / EM 0.5 with `confidence` on "
+                      "these questions; its first answer token was predicted from the end "
+                      "token's hidden state, which the AR model never used that way."]
+    lines += ["", "## Notes", "", "Seconds are wall time on the cores as they were: other jobs "
+              "shared them during some runs (session 6: the first AR2Diff_0's training and "
+              "decoding, 17-48 s per step against 8 s on idle cores; session 7: SQuAD "
+              "`threshold-ordered` decoding shared them with the test suite), so compare scores "
+              "and model calls, not seconds, across rows. AR greedy decoding makes one call per "
+              "generated token after one prompt pass."]
     lines += ["", "Decoders (one sample, temperature 0, a prompt cache; `model calls` counts the "
               "cache's full pass): `confidence` commits the most confident masked positions at "
               "an even pace over 10 steps; `confidence-ordered` the same with `DiffusionSampler("
               "ordered_stop=True)`: an end or padding token is committed only once no masked "
               "position before it would get content; `confidence-ordered-32` the same over 32 "
               "steps (one token per step); `threshold-ordered` Fast-dLLM's rule (every token "
-              "above probability 0.9, at least one per step, at most 32 steps, stopping once "
-              "nothing is masked) with the same ordering."]
-    lines += ["", "Earlier recipe, for the record (session 6): the same AR2Diff_0 with the end "
-              "token closing the prompt scored F1 2.2 / EM 0.5 with `confidence` on these "
-              "questions; its first answer token was predicted from the end token's hidden "
-              "state, which the AR model never used that way."]
-    lines += ["", "Trivial baselines on the same questions (F1):", ""]
-    lines += [f"- {name}: {value:.1f}" for name, value in baseline_f1(test).items()]
-    lines += ["", "Differences from the paper (Table 2, Base: AR 68.1, AR2Diff_0 64.8 F1):", ""]
+              "above probability 0.9, at least one per step, at most as many steps as target "
+              "tokens, stopping once nothing is masked) with the same ordering."]
+    lines += ["", "Differences from the paper (Table 2, Base: SQuAD F1 AR 68.1, AR2Diff_0 64.8, "
+              "AR2Diff_10K 68.1, AR2Diff_100K 71.9):", ""]
     lines += [f"- {d}" for d in PAPER_DIFFERENCES]
     with open(stem + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -483,42 +645,52 @@ PAPER_DIFFERENCES = [
     "Model: SmolLM2-135M-Instruct (its GGUF, Q4_1 weights dequantized to float32), not the "
     "paper's 280M Base pretrained 1M steps on mC4 + code.",
     "Budget: a few hundred fine-tuning steps of batch 8 with LoRA (rank 16 on the attention's "
-    "query and value projections, keras-hub's default), against the paper's 250K steps of "
-    "batch 128 with every weight trained, at a constant 1e-3.",
+    "query and value projections, keras-hub's default), against the paper's 250K (SQuAD), "
+    "500K (WMT14) and 5K (MBPP) steps of batch 128 with every weight trained, at a constant "
+    "1e-3; adaptation N in the hundreds of steps against the paper's 10K and 100K.",
     "Diffusion recipe: mask noise with the masked-diffusion ELBO, shifted prediction and block "
-    "attention with one block over a 32-token target (the prompt keeps its causal AR "
-    "attention), instead of the paper's uniform noise, L(1:2) and fully bidirectional "
-    "attention; decoded by unmasking (the decoders above: one sample, a prompt cache) "
-    "instead of the paper's 10 resampling steps at temperature 0.2, best of 8 (a decoder "
-    "for uniform noise, not run on this mask-noise model yet). The prompt closes with the AR rows' separator, a newline "
-    "(`DiffusionPreprocessor(separator=\"\\n\")`), not the end token.",
-    "Data: the SQuAD v1.1 dev set split by article (no train set offline); training contexts "
-    "cut around the answer, test contexts whole.",
+    "attention with one block over the target (32 tokens for SQuAD, 64 for translation, 128 "
+    "for MBPP; the prompt keeps its causal AR attention), instead of the paper's uniform "
+    "noise, L(1:2) and fully bidirectional attention; decoded by unmasking (the decoders "
+    "above: one sample, a prompt cache) instead of the paper's 10 resampling steps at "
+    "temperature 0.2, best of 8 (a decoder for uniform noise). The prompt closes with the "
+    "AR rows' separator, a newline (`DiffusionPreprocessor(separator=\"\\n\")`), not the "
+    "end token.",
+    "Data: the SQuAD v1.1 dev set split by article (no train set offline; training contexts "
+    "cut around the answer, test contexts whole); English -> French Bible verses (WEB -> "
+    "Louis Segond, split by book, prompt `translate English to French: `) instead of WMT14; "
+    "MBPP's standard split (training on its 374 train and 90 validation tasks).",
+    "Metrics: MBPP pass@1 from one greedy program per task (AR and diffusion alike) instead "
+    "of the paper's pass@80 from sampled programs; BLEU is sacrebleu's corpus BLEU on the "
+    "first line of each output.",
 ]
 
 
-
-
 def plot(rows, path):
-    """F1 against N (adaptation steps), one line per decoder, AR as a line."""
+    """Each task's first metric against N (adaptation steps), one line per
+    decoder, AR as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for decoding in sorted({r["decoding"] for r in rows if r["model"] != "AR"}):
-        points = sorted((r["adapt_steps"], r["f1"]) for r in rows
-                        if r["decoding"] == decoding and r["model"] != "AR")
-        ax.plot(*zip(*points), marker="o", label=f"AR2Diff_N, {decoding}")
-    for r in rows:
-        if r["model"] == "AR":
-            ax.axhline(r["f1"], color="gray", linestyle="--", label="AR (greedy)")
-    ax.set_xlabel("N: diffusion adaptation steps before fine-tuning")
-    ax.set_ylabel("SQuAD F1")
-    ax.set_ylim(bottom=0)
-    ax.set_title("SmolLM2-135M: AR vs AR2Diff_N")
-    ax.legend(fontsize=8)
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        metric = TASKS[task]["metrics"][0]
+        task_rows = [r for r in rows if r["task"] == task]
+        for decoding in sorted({r["decoding"] for r in task_rows if r["model"] != "AR"}):
+            points = sorted((r["adapt_steps"], r[metric]) for r in task_rows
+                            if r["decoding"] == decoding and r["model"] != "AR")
+            ax.plot(*zip(*points), marker="o", label=f"AR2Diff_N, {decoding}")
+        for r in task_rows:
+            if r["model"] == "AR":
+                ax.axhline(r[metric], color="gray", linestyle="--", label="AR (greedy)")
+        ax.set_xlabel("N: diffusion adaptation steps before fine-tuning")
+        ax.set_ylabel(f"{TASKS[task]['title']} {METRIC_NAMES[metric]}")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"SmolLM2-135M: {TASKS[task]['title']}")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

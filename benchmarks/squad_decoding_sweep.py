@@ -29,7 +29,7 @@ def main(argv=None):
     own, rest = p.parse_known_args(argv)
     args = protocol.parse_args(["--rows", "AR2Diff_0", *rest])
     preset = protocol.smollm2_preset(args.work_dir)
-    test = protocol.squad_test(args, preset)[1][: own.examples]
+    test = protocol.task_data(args, preset)[2][: own.examples]
     # Batches of similar lengths, as the protocol decodes them.
     test = sorted(test, key=lambda e: len(e["prefix"]))
     if not os.path.exists(os.path.join(args.work_dir, "AR2Diff_0", "finetune", "result.json")):
@@ -41,12 +41,13 @@ def main(argv=None):
         protocol.enable_lora(model, args)
         return model
 
-    model, _ = protocol.trained("AR2Diff_0", build, None, args.finetune_steps, args, "finetune")
+    directory = os.path.join(args.work_dir, "AR2Diff_0")
+    model, _ = protocol.trained(directory, build, None, args.finetune_steps, args, "finetune")
     prompts = [e["prefix"] for e in test]
     references = [e["answers"] for e in test]
     rows = []
     for name in own.decoders.split(","):
-        sampler = DiffusionSampler(seed=args.seed, **protocol.DECODERS[name])
+        sampler = DiffusionSampler(seed=args.seed, **protocol.decoder_config(name, args.target_length))
         start = time.time()
         outputs, calls = protocol.decode_diffusion(model, prompts, sampler, args.eval_batch_size)
         predictions = [protocol.clean(o) for o in outputs]

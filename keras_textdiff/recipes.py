@@ -201,11 +201,11 @@ def train(
         model,
         dataset.skip(start),
         steps_per_epoch=checkpoint_every,
-        epochs=-(-steps // checkpoint_every),
+        epochs=start // checkpoint_every + -(-(steps - start) // checkpoint_every),
         initial_epoch=start // checkpoint_every,
         shuffle=False,
         callbacks=[
-            _Checkpoints(run, steps, checkpoint_every),
+            _Checkpoints(run, start, steps, checkpoint_every),
             keras.callbacks.TensorBoard(os.path.join(run.path, "logs")),
             *callbacks,
         ],
@@ -216,25 +216,31 @@ def train(
 
 
 class _Checkpoints(keras.callbacks.Callback):
-    """Save at the end of each interval; stop at exactly `steps`."""
+    """Save at the end of each interval; stop at exactly `steps`. Intervals
+    count from `start` (the resumed step), which need not be a multiple of
+    `checkpoint_every`."""
 
-    def __init__(self, run, steps, checkpoint_every):
+    def __init__(self, run, start, steps, checkpoint_every):
         super().__init__()
         self.run = run
+        self.start = start
         self.steps = steps
         self.checkpoint_every = checkpoint_every
+        self.first_epoch = None
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+        self.epoch = epoch - self.first_epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.epoch * self.checkpoint_every + batch + 1 >= self.steps:
+        if self.start + self.epoch * self.checkpoint_every + batch + 1 >= self.steps:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         # Variables are only in sync with training at epoch ends (on JAX).
-        step = min((epoch + 1) * self.checkpoint_every, self.steps)
+        step = min(self.start + (self.epoch + 1) * self.checkpoint_every, self.steps)
         self.run.save_checkpoint(self.model, step)
 
 

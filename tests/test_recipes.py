@@ -66,3 +66,40 @@ def test_a_directory_of_another_run_is_refused(tmp_path):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not a keras_textdiff run"):
         RunDirectory(tmp_path / "other", {"task": "squad"})
+
+
+def test_a_resume_between_checkpoints_stops_at_exactly_the_steps(tmp_path):
+    """A run resumed at a step that is not a multiple of `checkpoint_every`
+    (a shorter run's checkpoint copied in) trains exactly the missing steps:
+    the same weights as one uninterrupted run."""
+    import keras
+    import tensorflow as tf
+
+    from keras_textdiff.recipes import train
+
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
+
+    def model():
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        m.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        return m
+
+    straight = model()
+    train(straight, dataset, 7, RunDirectory(tmp_path / "straight", {"run": 1}), 7, verbose=0)
+
+    run = RunDirectory(tmp_path / "resumed", {"run": 1})
+    train(model(), dataset, 4, run, checkpoint_every=2, verbose=0)
+    resumed = model()
+    result = train(resumed, dataset, 7, run, checkpoint_every=3, verbose=0)
+    assert result["resumed_from"] == 4
+    assert [step for step, _ in run.checkpoints()] == [4, 7]
+    assert int(resumed.optimizer.iterations) == 7
+    for a, b in zip(straight.weights, resumed.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    # Not vacuous: a model trained 4 steps differs.
+    four = model()
+    train(four, dataset, 4, RunDirectory(tmp_path / "four", {"run": 1}), 4, verbose=0)
+    assert not np.allclose(four.weights[0].numpy(), straight.weights[0].numpy())
