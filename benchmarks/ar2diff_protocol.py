@@ -621,9 +621,21 @@ def write_results(rows, args):
     lines += ["", "## Notes", "", "Seconds are wall time on the cores as they were: other jobs "
               "shared them during some runs (session 6: the first AR2Diff_0's training and "
               "decoding, 17-48 s per step against 8 s on idle cores; session 7: SQuAD "
-              "`threshold-ordered` decoding shared them with the test suite), so compare scores "
-              "and model calls, not seconds, across rows. AR greedy decoding makes one call per "
-              "generated token after one prompt pass."]
+              "`threshold-ordered` decoding of AR2Diff_0 shared them with the test suite; "
+              "session 8: `confidence-ordered` decoding of AR2Diff_100 and AR2Diff_300 did too), "
+              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
+              "makes one call per generated token after one prompt pass."]
+    adaptations = []
+    for path in sorted(glob.glob(os.path.join(args.work_dir, "AR2Diff_*", "adapt", "result.json"))):
+        with open(path) as f:
+            result = json.load(f)
+        name = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        resumed = f" (continuing step {result['resumed_from']}'s checkpoint)" if result["resumed_from"] else ""
+        adaptations.append(f"{name} {result['seconds']:.0f} s for steps {result['resumed_from']}-"
+                           f"{result['steps']}{resumed}, final loss {result['loss']:.2f}")
+    if adaptations:
+        lines += ["", "Train seconds are the fine-tuning's; the adaptation stages took: "
+                  + "; ".join(adaptations) + "."]
     lines += ["", "Decoders (one sample, temperature 0, a prompt cache; `model calls` counts the "
               "cache's full pass): `confidence` commits the most confident masked positions at "
               "an even pace over 10 steps; `confidence-ordered` the same with `DiffusionSampler("
