@@ -390,12 +390,18 @@ def parse_args(argv=None):
     return args
 
 
+def squad_training(args):
+    """SQuAD's training examples, contexts cut around the answer."""
+    path = os.path.join(args.data, TASKS["squad"]["path"])
+    return [crop_context(e, args.context_chars) for e in load_task("squad", path, "train")]
+
+
 def task_data(args, preset):
     """`(training examples, all test examples, those whose prompt and answer
     fit --test-length tokens)` of `args.task`."""
     path = os.path.join(args.data, TASKS[args.task]["path"])
     if args.task == "squad":
-        train_examples = [crop_context(e, args.context_chars) for e in load_task("squad", path, "train")]
+        train_examples = squad_training(args)
         all_test = load_task("squad", path, "test")
     elif args.task == "translation":
         train_examples = load_task("translation", path, "train", source_prefix=TRANSLATION_PREFIX)
@@ -468,9 +474,7 @@ def main(argv=None):
                 return model
 
             if n and not os.path.exists(os.path.join(adapted, "config.json")):
-                squad = os.path.join(args.data, TASKS["squad"]["path"])
-                squad_train = [crop_context(e, args.context_chars) for e in load_task("squad", squad, "train")]
-                corpus = adaptation_corpus(args.data, squad_train, 20000)
+                corpus = adaptation_corpus(args.data, squad_training(args), 20000)
 
                 def build_adapt():
                     model = diffusion_model(load_ar_model(preset, args), args)

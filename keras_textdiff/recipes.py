@@ -226,13 +226,11 @@ class _Checkpoints(keras.callbacks.Callback):
         self.start = start
         self.steps = steps
         self.checkpoint_every = checkpoint_every
-        self.first_epoch = None
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.first_epoch is None:
-            self.first_epoch = epoch
-        self.epoch = epoch - self.first_epoch
+        # Intervals since the resume (`fit` numbers them from `initial_epoch`).
+        self.epoch = epoch - self.start // self.checkpoint_every
 
     def on_train_batch_end(self, batch, logs=None):
         if self.start + self.epoch * self.checkpoint_every + batch + 1 >= self.steps:
