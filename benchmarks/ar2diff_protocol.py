@@ -40,10 +40,8 @@ import numpy as np  # noqa: E402
 
 import keras_textdiff as ktd  # noqa: E402
 from keras_textdiff.checkpoints import import_gguf  # noqa: E402
-from keras_textdiff.data import load_task  # noqa: E402
-from keras_textdiff.data import text_dataset  # noqa: E402
-from keras_textdiff.data import to_dataset  # noqa: E402
-from keras_textdiff.data.tasks import mbpp_program  # noqa: E402
+# `keras_textdiff.data` (TensorFlow) is imported where text is read, so that the
+# GPU path (`ar2diff_gpu.py`, token ids only) can import this module without it.
 from keras_textdiff.evaluation import metrics  # noqa: E402
 from keras_textdiff.evaluation import sandbox  # noqa: E402
 from keras_textdiff.evaluation.evaluate import complete  # noqa: E402
@@ -114,6 +112,7 @@ def crop_context(example, max_chars):
 
 def adaptation_corpus(data, squad_train, limit):
     """Prose and code: SQuAD training contexts, English verses, the stdlib."""
+    from keras_textdiff.data import load_task
     from keras_textdiff.data.python_stdlib import load_python_stdlib
 
     contexts = sorted({e["prefix"].split(" context: ", 1)[1] for e in squad_train})
@@ -298,6 +297,8 @@ def score(task, predictions, test):
         references = [e["target"] for e in test]
         return {"bleu": metrics.bleu(predictions, references),
                 "chrf": metrics.chrf(predictions, references)}
+    from keras_textdiff.data.tasks import mbpp_program
+
     programs = [mbpp_program(e, code=p) for e, p in zip(test, predictions)]
     passed = [r.passed for r in sandbox.run_many(programs, timeout=10.0)]
     return {"pass@1": 100.0 * float(np.mean(passed))}
@@ -392,6 +393,8 @@ def parse_args(argv=None):
 
 def squad_training(args):
     """SQuAD's training examples, contexts cut around the answer."""
+    from keras_textdiff.data import load_task
+
     path = os.path.join(args.data, TASKS["squad"]["path"])
     return [crop_context(e, args.context_chars) for e in load_task("squad", path, "train")]
 
@@ -399,6 +402,8 @@ def squad_training(args):
 def task_data(args, preset):
     """`(training examples, all test examples, those whose prompt and answer
     fit --test-length tokens)` of `args.task`."""
+    from keras_textdiff.data import load_task
+
     path = os.path.join(args.data, TASKS[args.task]["path"])
     if args.task == "squad":
         train_examples = squad_training(args)
@@ -444,6 +449,9 @@ def adapted_dir(args, n):
 
 
 def main(argv=None):
+    from keras_textdiff.data import text_dataset
+    from keras_textdiff.data import to_dataset
+
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.work_dir, exist_ok=True)

@@ -384,8 +384,10 @@ class DiffusionDecoder(CausalLM):
         the prompt lengths; a shape, so the compiled loop knows it).
         """
         # The output is cut at the end token afterwards; the sampler may use
-        # the end and padding tokens to order its commits (`ordered_stop`).
-        stop_token_ids = None if self.preprocessor is None else self.preprocessor.stop_token_ids
+        # the end and padding tokens to order its commits (`ordered_stop`):
+        # the ids `generate()` was given, else the preprocessor's.
+        if stop_token_ids is None and self.preprocessor is not None:
+            stop_token_ids = self.preprocessor.stop_token_ids
         token_ids = ops.cast(inputs["token_ids"], "int32")
         padding_mask = inputs["padding_mask"]
         target_mask = ops.cast(inputs["target_mask"], "bool")
@@ -437,7 +439,10 @@ class DiffusionDecoder(CausalLM):
             max_length: total length, prompt included. Defaults to the
                 preprocessor's `sequence_length`.
             stop_token_ids: `"auto"` cuts each output at the end token;
-                `None` returns the whole target region.
+                `None` returns the whole target region; a list of ids cuts
+                at those and is what the sampler orders its commits by
+                (`ordered_stop`): the way to give packed inputs, which have
+                no preprocessor to ask, their end and padding tokens.
             strip_prompt: bool. Return only the generated text.
             num_steps: int >= 1. Overrides the sampler's step count for this
                 call without recompiling.
@@ -475,7 +480,8 @@ class DiffusionDecoder(CausalLM):
         first = int(target_mask.argmax(axis=1).min())
         window = self.sampler.window_size(target_mask.shape[1], first)
         batch["window"] = np.zeros((window,), "int32")  # Its shape is read.
-        outputs = self.make_generate_function()(batch)
+        given = None if stop_token_ids in (None, "auto") else tuple(stop_token_ids)
+        outputs = self.make_generate_function()(batch, stop_token_ids=given)
         if packed:
             return {k: ops.convert_to_numpy(v) for k, v in outputs.items()}
         texts = self.preprocessor.generate_postprocess(

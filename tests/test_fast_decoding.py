@@ -281,6 +281,30 @@ def test_ordered_stop_decodes_every_target(strategy):
     np.testing.assert_array_equal(tokens[~target], ids[~target])
 
 
+def test_packed_generate_orders_by_the_stop_ids_it_is_given():
+    """Packed inputs have no preprocessor to name the end and padding
+    tokens: `generate(..., stop_token_ids=ids)` hands them to the sampler
+    (for `ordered_stop`); without them it gets none."""
+    seen = []
+
+    class Recording(ktd.DiffusionSampler):
+        def __call__(self, *args, stop_token_ids=None, **kwargs):
+            seen.append(stop_token_ids)  # Once per trace.
+            return super().__call__(*args, stop_token_ids=stop_token_ids, **kwargs)
+
+    model, _ = mask_model()
+    ids, padding_mask, target_mask = packed_batch(model.backbone.vocabulary_size)
+    model.compile(sampler=Recording(num_steps=3, temperature=0.0, num_samples=1,
+                                    strategy="confidence", ordered_stop=True))
+    packed = {"token_ids": ids, "padding_mask": padding_mask, "target_mask": target_mask}
+    out = model.generate(packed, stop_token_ids=[0, 1])
+    assert [tuple(s) if s is not None else None for s in seen] == [(0, 1)]
+    target = target_mask.astype(bool)
+    np.testing.assert_array_equal(out["token_ids"][~target], ids[~target])
+    model.generate(packed)
+    assert seen[-1] is None
+
+
 def test_sampler_config_round_trip():
     sampler = ktd.DiffusionSampler(num_steps=7, strategy="threshold", threshold=0.8,
                                    block_size=32, cache=True, early_stop=True)

@@ -16,3 +16,4 @@ from keras_textdiff.checkpoints.gguf_tokenizer import END_OF_GENERATION_TOKENS
 from keras_textdiff.checkpoints.gguf_tokenizer import SUPPORTED_PRE_TOKENIZERS
 from keras_textdiff.checkpoints.gguf_tokenizer import GGUFBytePairTokenizer
 from keras_textdiff.checkpoints.gguf import load_gguf
+from keras_textdiff.checkpoints.gguf import load_gguf_backbone

@@ -539,6 +539,68 @@ def _load_weights(backbone, reader, path):
 # ---------------------------------------------------------------------------
 
 
+def load_gguf_backbone(path, dtype="float32"):
+    """Load the backbone alone of a GGUF Llama checkpoint (see `load_gguf`).
+
+    Hyperparameters and weights, without the tokenizer: this needs neither
+    TensorFlow nor the vocabulary, so a machine that only trains and decodes
+    token ids (a GPU machine without TensorFlow, say) can build the model.
+
+    Args:
+        path: path of the `.gguf` file.
+        dtype: the dtype of the weights and computations.
+
+    Returns:
+        A `GGUFLlamaBackbone` with the file's weights.
+
+    Raises:
+        ValueError: as `load_gguf`.
+
+    Example:
+
+    >>> backbone = load_gguf_backbone("SmolLM2-135M-Instruct.Q4_1.gguf")
+    >>> backbone.vocabulary_size
+    49152
+    """
+    path = os.fspath(path)
+    return _read_backbone(_open(path), path, dtype)
+
+
+def _check_architecture(reader, path):
+    architecture = _metadata(reader, path, "general.architecture")
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise ValueError(
+            f"'{path}' holds a model of architecture '{architecture}' "
+            "(general.architecture); supported: "
+            f"{', '.join(SUPPORTED_ARCHITECTURES)}."
+        )
+
+
+def _read_backbone(reader, path, dtype):
+    dtype_policy = keras.dtype_policies.get(dtype)  # Raises on a bad dtype.
+    _check_architecture(reader, path)
+    config = _backbone_config(reader, path)
+    _check_quantizations(reader, path)
+    embedding = next(
+        (t for t in reader.tensors if t.name == "token_embd.weight"), None
+    )
+    if embedding is None:
+        raise ValueError(
+            f"'{path}' has no tensor 'token_embd.weight'. The file is "
+            "incomplete."
+        )
+    backbone = GGUFLlamaBackbone(
+        vocabulary_size=int(embedding.shape[-1]),
+        tie_word_embeddings=not any(
+            t.name == "output.weight" for t in reader.tensors
+        ),
+        dtype=dtype_policy,
+        **config,
+    )
+    _load_weights(backbone, reader, path)
+    return backbone
+
+
 def load_gguf(path, dtype="float32"):
     """Load a GGUF Llama checkpoint as a keras-hub `CausalLM`.
 
@@ -575,36 +637,12 @@ def load_gguf(path, dtype="float32"):
     sampler is top-k sampling, hence `compile(sampler="greedy")`.
     """
     path = os.fspath(path)
-    dtype_policy = keras.dtype_policies.get(dtype)  # Raises on a bad dtype.
+    keras.dtype_policies.get(dtype)  # A bad dtype raises before the file is read.
     reader = _open(path)
-    architecture = _metadata(reader, path, "general.architecture")
-    if architecture not in SUPPORTED_ARCHITECTURES:
-        raise ValueError(
-            f"'{path}' holds a model of architecture '{architecture}' "
-            "(general.architecture); supported: "
-            f"{', '.join(SUPPORTED_ARCHITECTURES)}."
-        )
-    config = _backbone_config(reader, path)
-    _check_quantizations(reader, path)
-    tokenizer, add_bos = _tokenizer(reader, path)
-    embedding = next(
-        (t for t in reader.tensors if t.name == "token_embd.weight"), None
-    )
-    if embedding is None:
-        raise ValueError(
-            f"'{path}' has no tensor 'token_embd.weight'. The file is "
-            "incomplete."
-        )
-    backbone = GGUFLlamaBackbone(
-        vocabulary_size=int(embedding.shape[-1]),
-        tie_word_embeddings=not any(
-            t.name == "output.weight" for t in reader.tensors
-        ),
-        dtype=dtype_policy,
-        **config,
-    )
-    _load_weights(backbone, reader, path)
-    context_length = config["max_sequence_length"] or 1024
+    _check_architecture(reader, path)
+    tokenizer, add_bos = _tokenizer(reader, path)  # Before the slow part.
+    backbone = _read_backbone(reader, path, dtype)
+    context_length = backbone.max_sequence_length or 1024
     preprocessor = GGUFLlamaCausalLMPreprocessor(
         tokenizer=tokenizer,
         sequence_length=min(context_length, 1024),

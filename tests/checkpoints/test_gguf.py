@@ -297,6 +297,32 @@ def test_logits_match_transformers(files, key):
     np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=1e-4)
 
 
+def test_backbone_alone_loads_without_tensorflow(files, tmp_path):
+    """`load_gguf_backbone` builds the model on a machine without
+    TensorFlow (a GPU machine that trains and decodes token ids): run in a
+    process where importing TensorFlow fails, its logits match
+    transformers'."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "logits.npy"
+    script = f"""
+import sys
+for name in ("tensorflow", "tensorflow_text"):
+    sys.modules[name] = None  # `import tensorflow` raises ImportError.
+import numpy as np
+from keras_textdiff.checkpoints import load_gguf_backbone
+backbone = load_gguf_backbone({str(files["q4_1"])!r})
+ids = np.array({IDS!r})
+hidden = backbone({{"token_ids": ids, "padding_mask": np.ones_like(ids)}})
+np.save({str(out)!r}, np.asarray(backbone.token_embedding(hidden, reverse=True)))
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+    np.testing.assert_allclose(
+        np.load(out), torch_logits(files["q4_1"], IDS), atol=1e-4, rtol=1e-4
+    )
+
+
 def test_dequantized_weights_match_transformers_dequantizer(tmp_path):
     """`gguf.quants.dequantize` agrees with transformers' torch version."""
     from transformers.integrations.gguf import dequant
