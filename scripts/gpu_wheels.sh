@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Download, here, the wheels the GPU machine's image lacks for
-# benchmarks/speed.py (see /work/.library/device/KINDS.md for what it has:
+# benchmarks/speed.py and scripts/gpu_quality.sh (see /work/.library/device/KINDS.md for what it has:
 # JAX with CUDA, torch, transformers, tokenizers, matplotlib, Python 3.12),
 # into .whl/, which the device tool carries: keras, keras-hub and the
 # dependencies of theirs that the image does not hold. No TensorFlow: the
@@ -20,6 +20,7 @@ WHEELS=(
   optree==0.20.0     # keras
   kagglehub==1.0.2   # keras-hub
   kagglesdk==0.1.28  # keras-hub, kagglehub
+  gguf==0.19.0       # scripts/gpu_quality.sh reads SmolLM2's GGUF file
 )
 rm -rf .whl && mkdir .whl
 python3 -m pip download -q --no-deps --only-binary=:all: \
