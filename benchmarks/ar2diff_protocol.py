@@ -237,6 +237,11 @@ DECODERS = {
     # per target token, stopping once nothing is masked.
     "threshold-ordered": dict(num_steps="target", temperature=0.0, num_samples=1, strategy="threshold",
                               threshold=0.9, cache=True, early_stop=True, ordered_stop=True),
+    # The surest masked tokens while their summed entropy stays <= 1 nat (at
+    # least one per step), with the same bounds and ordering.
+    "entropy-bound-ordered": dict(num_steps="target", temperature=0.0, num_samples=1,
+                                  strategy="entropy_bound", entropy_bound=1.0, cache=True,
+                                  early_stop=True, ordered_stop=True),
     # Fast-dLLM threshold decoding (fewer calls).
     "threshold": dict(num_steps=10, temperature=0.0, num_samples=1, strategy="threshold",
                       threshold=0.9, cache=True, early_stop=True, ordered_stop=False),

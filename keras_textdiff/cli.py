@@ -127,7 +127,8 @@ def _evaluate(args):
         num_samples=args.num_samples, distribution=_distribution(args),
         decoding={k: v for k, v in (("strategy", args.strategy), ("num_steps", args.num_steps),
                                     ("temperature", args.temperature),
-                                    ("threshold", args.threshold)) if v is not None},
+                                    ("threshold", args.threshold),
+                                    ("entropy_bound", args.entropy_bound)) if v is not None},
     )
     print(json.dumps(summary, indent=2))
 
@@ -426,11 +427,14 @@ def build_parser():
     score.add_argument(
         "--strategy", default=None,
         help="diffusion decoding strategy (default: the preset's sampler's): resample, "
-        "argmax_unrolled, or for mask-noise models confidence, entropy, margin, threshold",
+        "argmax_unrolled, or for mask-noise models confidence, entropy, margin, threshold, "
+        "entropy_bound",
     )
     score.add_argument("--num-steps", type=int, default=None, help="denoising steps")
     score.add_argument("--temperature", type=float, default=None, help="0: argmax")
     score.add_argument("--threshold", type=float, default=None, help="for --strategy threshold")
+    score.add_argument("--entropy-bound", type=float, default=None,
+                       help="for --strategy entropy_bound: summed entropy (nats) per step")
     _add_distribution_flags(score)
     score.set_defaults(run=_evaluate)
 

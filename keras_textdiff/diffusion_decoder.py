@@ -381,7 +381,10 @@ class DiffusionDecoder(CausalLM):
 
         `inputs` may hold a `"window"` array whose *length* is the number of
         positions each step computes logits for (`generate()` sets it from
-        the prompt lengths; a shape, so the compiled loop knows it).
+        the prompt lengths; a shape, so the compiled loop knows it), and a
+        `"record"` array whose length is the room for recorded states
+        (`denoising_trajectory()`): the output then holds `"states"`
+        `[batch, record, length]` and `"num_states"`.
         """
         # The output is cut at the end token afterwards; the sampler may use
         # the end and padding tokens to order its commits (`ordered_stop`):
@@ -402,7 +405,8 @@ class DiffusionDecoder(CausalLM):
             self, repeat(padding_mask), repeat(target_mask), window,
             use_cache=self.sampler.cache,
         )
-        tokens, scores, passes = self.sampler(
+        record = ops.shape(inputs["record"])[0] if "record" in inputs else None
+        tokens, scores, passes, *recorded = self.sampler(
             denoiser,
             repeat(token_ids),
             repeat(target_mask),
@@ -411,16 +415,26 @@ class DiffusionDecoder(CausalLM):
             model=self,
             noise=self.noise,
             stop_token_ids=stop_token_ids,
+            record=record,
         )
-        tokens = ops.reshape(tokens, (batch_size, n, length))
         best = ops.argmin(ops.reshape(scores, (batch_size, n)), axis=-1)
-        tokens = ops.take_along_axis(tokens, best[:, None, None], axis=1)[:, 0]
-        return {
-            "token_ids": tokens,
+
+        def best_of(t):  # [batch * n, ...] -> each prompt's best candidate.
+            t = ops.reshape(t, (batch_size, n) + tuple(ops.shape(t)[1:]))
+            index = ops.reshape(best, (batch_size, 1) + (1,) * (len(t.shape) - 2))
+            return ops.take_along_axis(t, index, axis=1)[:, 0]
+
+        outputs = {
+            "token_ids": best_of(tokens),
             "padding_mask": padding_mask,
             "target_mask": target_mask,
             "num_forward_passes": ops.full((batch_size,), passes, "int32"),
         }
+        if recorded:
+            states, count = recorded
+            outputs["states"] = best_of(ops.transpose(states, (1, 0, 2)))
+            outputs["num_states"] = ops.full((batch_size,), count, "int32")
+        return outputs
 
     def generate(
         self,
@@ -450,6 +464,21 @@ class DiffusionDecoder(CausalLM):
         Returns:
             A string, or a list of strings (token dicts for packed inputs).
         """
+        packed = isinstance(inputs, dict) and "token_ids" in inputs
+        single = isinstance(inputs, str)
+        batch = self._generation_batch(inputs, max_length, num_steps)
+        given = None if stop_token_ids in (None, "auto") else tuple(stop_token_ids)
+        outputs = self.make_generate_function()(batch, stop_token_ids=given)
+        if packed:
+            return {k: ops.convert_to_numpy(v) for k, v in outputs.items()}
+        texts = self.preprocessor.generate_postprocess(
+            outputs, strip_prompt=strip_prompt, stop_token_ids=stop_token_ids
+        )
+        return texts[0] if single else texts
+
+    def _generation_batch(self, inputs, max_length, num_steps):
+        """The packed batch `generate_step` decodes, with its step count and
+        window; inputs checked before any work."""
         if num_steps is None:
             num_steps = self.sampler.num_steps
         if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
@@ -462,7 +491,6 @@ class DiffusionDecoder(CausalLM):
                 "Generating from strings needs a `preprocessor`. Attach one, "
                 "or pass packed `{'token_ids', 'padding_mask', 'target_mask'}`."
             )
-        single = isinstance(inputs, str)
         if packed:
             batch = dict(inputs)
         else:
@@ -480,65 +508,64 @@ class DiffusionDecoder(CausalLM):
         first = int(target_mask.argmax(axis=1).min())
         window = self.sampler.window_size(target_mask.shape[1], first)
         batch["window"] = np.zeros((window,), "int32")  # Its shape is read.
-        given = None if stop_token_ids in (None, "auto") else tuple(stop_token_ids)
-        outputs = self.make_generate_function()(batch, stop_token_ids=given)
-        if packed:
-            return {k: ops.convert_to_numpy(v) for k, v in outputs.items()}
-        texts = self.preprocessor.generate_postprocess(
-            outputs, strip_prompt=strip_prompt, stop_token_ids=stop_token_ids
-        )
-        return texts[0] if single else texts
+        return batch
 
     def denoising_trajectory(self, prompt, max_length=None, num_steps=None):
-        """Decode one prompt step by step and return every intermediate state.
+        """Decode one prompt as `generate()` does and return every state.
 
-        Runs the sampler's own step in a Python loop, one candidate, so one
-        can watch the target settle (see `plot_denoising_trajectory`).
+        The states are recorded by the decoding loop itself, the one compiled
+        `generate()` runs, with the same sampler, options (strategy, blocks,
+        cache, early stop, candidates: the best one's states) and seed: the
+        last state is `generate()`'s output for the same prompt and seed.
+        Watch the target settle with `plot_denoising_trajectory`.
 
         Args:
             prompt: a prompt string.
             max_length: total length, prompt included.
-            num_steps: steps to run. Defaults to the sampler's.
+            num_steps: steps per block. Defaults to the sampler's.
 
         Returns:
-            A dict with `"texts"` (the target text at each step, the random
-            start first), `"tokens"` (token strings per step, target region)
-            and `"token_ids"` (`[steps + 1, length]`).
+            A dict with `"texts"` (the target text at each state: the start,
+            then after each decoding step; cut at the end token),
+            `"tokens"` (the token strings of the target region at each
+            state, up to where the final output ends) and `"token_ids"`
+            (`[states, length]`).
+
+        Example:
+        ```python
+        trajectory = model.denoising_trajectory("def add(a, b):")
+        trajectory["texts"][-1] == model.generate("def add(a, b):", strip_prompt=True)
+        ```
         """
-        if max_length is not None:
-            check_sequence_length(self.backbone, max_length, "max_length")
+        if not isinstance(prompt, str):
+            raise ValueError(f"`prompt` must be one string. Received: {type(prompt).__name__}")
+        if self.preprocessor is None:
+            raise ValueError("`denoising_trajectory` needs a `preprocessor` to read the prompt.")
         num_steps = num_steps or self.sampler.num_steps
-        batch = self.preprocessor.generate_preprocess([prompt], max_length)
-        target_mask = ops.cast(batch["target_mask"], "bool")
-        ids = self.noise.initial_tokens(
-            batch["token_ids"], target_mask, self.backbone.vocabulary_size,
-            seed=self.sampler.seed_generator,
-        )
-
-        def logits_fn(token_ids):
-            return self.logits(token_ids, batch["padding_mask"], target_mask)
-
-        states = [ops.convert_to_numpy(ids)[0]]
-        for _ in range(num_steps):
-            ids, _ = self.sampler.step(logits_fn, ids, target_mask)
-            states.append(ops.convert_to_numpy(ids)[0])
-        is_target = ops.convert_to_numpy(target_mask)[0]
+        batch = self._generation_batch([prompt], max_length, num_steps)
+        is_target = ops.convert_to_numpy(batch["target_mask"]).astype(bool)[0]
+        block = self.sampler.block_size or len(is_target)
+        num_blocks = -(-int(is_target.sum()) // block)  # As the sampler's blocks.
+        batch["record"] = np.zeros((num_blocks * num_steps + 1,), "int32")  # Room, as a shape.
+        outputs = self.make_generate_function()(batch, stop_token_ids=None)
+        states = ops.convert_to_numpy(outputs["states"])[0]
+        states = states[: int(ops.convert_to_numpy(outputs["num_states"])[0])]
         mask_token_id = self.noise.mask_token_id
-        unique = sorted(set(np.concatenate(states).tolist()) - {mask_token_id})
-        pieces = dict(zip(unique, self.preprocessor._detokenize([[t] for t in unique])))
-        pieces[mask_token_id] = "<mask>"
-        tokens = [[pieces[int(t)] for t in state[is_target]] for state in states]
-        # Mask tokens may lie outside the tokenizer: show them as padding.
-        shown = np.where(
-            np.stack(states) == mask_token_id,
-            self.preprocessor.pad_token_id,
-            np.stack(states),
-        )
+        # Mask tokens may lie outside the tokenizer: text shows them as padding.
+        shown = np.where(states == mask_token_id, self.preprocessor.pad_token_id, states)
         texts = self.preprocessor.generate_postprocess(
             {"token_ids": shown, "target_mask": np.stack([is_target] * len(states))},
             strip_prompt=True,
         )
-        return {"texts": texts, "tokens": tokens, "token_ids": np.stack(states)}
+        target = states[:, is_target]
+        stops = set(self.preprocessor.stop_token_ids)
+        end = next((i for i, t in enumerate(target[-1]) if t in stops), target.shape[1])
+        target = target[:, : max(end, 1)]
+        unique = sorted(set(target.ravel().tolist()) - {mask_token_id})
+        pieces = dict(zip(unique, self.preprocessor._detokenize([[t] for t in unique])))
+        pieces[mask_token_id] = "<mask>"
+        tokens = [[pieces[int(t)] for t in state] for state in target]
+        return {"texts": texts, "tokens": tokens, "token_ids": states}
 
     def get_config(self):
         config = super().get_config()

@@ -212,6 +212,7 @@ def run_quickstart(
         trajectory["tokens"],
         os.path.join(output_dir, "trajectory.png"),
         title=f"Denoising {prompts[0].strip()!r}",
+        caption=f"Output: {trajectory['texts'][-1]!r}",
     )
     preset = os.path.join(output_dir, "preset")
     model.save_to_preset(preset)

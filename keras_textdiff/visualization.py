@@ -1,46 +1,76 @@
 """Pictures of decoding: the denoising trajectory as a tokens x steps grid."""
 
+import textwrap
+
 import numpy as np
 
+# Whitespace drawn so that one sees it.
+_VISIBLE = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192"}
 
-def plot_denoising_trajectory(token_strings, path, title=None, max_tokens=48):
-    """Save a PNG grid of the target tokens (columns) at each step (rows).
 
-    A cell is highlighted where the token changed since the previous step, so
-    one sees the text settle as the steps go on.
+def visible(token, width=8):
+    """`token` as a grid cell shows it: whitespace visible, at most `width`
+    characters, non-printable characters as `?`."""
+    text = "".join(_VISIBLE.get(c, c if c.isprintable() else "?") for c in token)
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def plot_denoising_trajectory(token_strings, path, title=None, max_tokens=48, caption=None):
+    """Save a PNG grid of the target tokens (columns) at each state (rows).
+
+    A cell is highlighted where the token changed since the previous state,
+    so one sees the text settle as the steps go on. Whitespace is drawn
+    (`·` a space, `↵` a newline); the figure is as wide as its tokens.
 
     Args:
-        token_strings: list over steps of lists of token strings (step 0 is
-            the random start).
+        token_strings: list over states of lists of token strings (state 0
+            is the start), e.g. `model.denoising_trajectory(p)["tokens"]`.
         path: where to write the PNG.
         title: optional figure title.
         max_tokens: show at most this many target positions.
+        caption: optional text under the grid, e.g. the final output
+            (`denoising_trajectory(p)["texts"][-1]`).
 
     Returns:
         `path`.
+
+    Example:
+    ```python
+    t = model.denoising_trajectory("def add(a, b):")
+    plot_denoising_trajectory(t["tokens"], "trajectory.png", caption=t["texts"][-1])
+    ```
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [row[:max_tokens] for row in token_strings]
-    num_steps, width = len(steps), max(len(r) for r in steps)
-    changed = np.zeros((num_steps, width))
-    for s in range(num_steps):
-        for t, token in enumerate(steps[s]):
-            changed[s, t] = s == 0 or t >= len(steps[s - 1]) or token != steps[s - 1][t]
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * width), 0.45 * num_steps + 1.2))
+    if not token_strings or not any(token_strings):
+        raise ValueError("`token_strings` is empty: pass at least one state with tokens.")
+    states = [[visible(t) for t in row[:max_tokens]] for row in token_strings]
+    num_states, width = len(states), max(len(r) for r in states)
+    changed = np.zeros((num_states, width))
+    for s in range(num_states):
+        for t, token in enumerate(states[s]):
+            changed[s, t] = s == 0 or t >= len(states[s - 1]) or token != states[s - 1][t]
+    longest = max(len(t) for row in states for t in row) if width else 1
+    cell = 0.12 + 0.07 * longest  # inches per column, from the longest token
+    caption_lines = textwrap.wrap(caption, 100)[:4] if caption else []
+    fig, ax = plt.subplots(figsize=(
+        min(max(4.0, cell * width + 1.2), 40.0),
+        0.32 * num_states + 1.0 + 0.2 * len(caption_lines),
+    ))
     ax.imshow(changed, cmap="Oranges", vmin=0, vmax=1.6, aspect="auto")
-    for s, row in enumerate(steps):
-        for t, token in enumerate(row):
-            text = token.replace("\n", "\\n").replace("\t", "\\t")
-            text = "".join(c if c.isprintable() else "?" for c in text)[:6]
-            ax.text(t, s, text, ha="center", va="center", fontsize=6, family="monospace")
-    ax.set_yticks(range(num_steps), ["init"] + [f"step {i}" for i in range(1, num_steps)])
+    for s, row in enumerate(states):
+        for t, text in enumerate(row):
+            ax.text(t, s, text, ha="center", va="center", fontsize=7, family="monospace")
+    ax.set_yticks(range(num_states), ["start"] + [f"step {i}" for i in range(1, num_states)])
+    ax.set_xticks([])
     ax.set_xlabel("target position (orange: changed at this step)")
     ax.set_title(title or "Denoising trajectory")
-    fig.tight_layout()
+    if caption_lines:
+        fig.text(0.01, 0.01, "\n".join(caption_lines), fontsize=8, family="monospace", va="bottom")
+    fig.tight_layout(rect=(0, 0.03 * len(caption_lines), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -133,6 +133,10 @@ def test_hugging_face_chain(tmp_path, data, capsys):
     assert main(["evaluate", "--preset", str(tmp_path / "no_such_preset"), "--task", "squad",
                  "--data", str(data["squad"]), "--strategy", "greedy"]) == 2
     assert "strategy" in capsys.readouterr().err
+    assert main(["evaluate", "--preset", str(tmp_path / "no_such_preset"), "--task", "squad",
+                 "--data", str(data["squad"]), "--strategy", "entropy_bound",
+                 "--entropy-bound", "0"]) == 2
+    assert "entropy_bound" in capsys.readouterr().err
     # Decoding options on an AR model are refused, not ignored.
     assert main(["evaluate", "--preset", str(ar), "--task", "squad", "--data",
                  str(data["squad"]), "--strategy", "threshold"]) == 2

@@ -173,7 +173,7 @@ def test_half_precision_mask_decoding_scores_stay_finite(dtype):
     assert (ops.convert_to_numpy(tokens)[target_mask] != mask_id).all()
 
 
-@pytest.mark.parametrize("strategy", ["confidence", "entropy", "margin", "threshold"])
+@pytest.mark.parametrize("strategy", ["confidence", "entropy", "margin", "threshold", "entropy_bound"])
 def test_mask_strategies_unmask_every_target(strategy):
     model, mask_id = mask_model()
     out, ids, target = decode(model, strategy=strategy, num_steps=3, block_size=4)
@@ -219,6 +219,16 @@ def test_selection_rules_on_hand_made_logits():
     assert chosen("threshold", threshold=0.55) == [True, False, True, False]
     assert chosen("threshold", threshold=0.95) == [True, False, False, False]
     assert chosen("threshold", threshold=0.95, steps_left=1) == [True] * 4
+    # The surest positions while their summed entropy fits the bound
+    # (0.39, + 0.94 = 1.33, + 0.95 = 2.28, + 1.10 = 3.38 nats); at least one.
+    assert chosen("entropy_bound", entropy_bound=1.0) == [True, False, False, False]
+    assert chosen("entropy_bound", entropy_bound=1.4) == [True, True, False, False]
+    assert chosen("entropy_bound", entropy_bound=2.3) == [True, True, True, False]
+    assert chosen("entropy_bound", entropy_bound=0.01) == [True, False, False, False]
+    assert chosen("entropy_bound", entropy_bound=0.01, steps_left=1) == [True] * 4
+    # Decided positions neither count nor change.
+    assert chosen("entropy_bound", tokens=np.array([[0, 2, 2, 2]], "int32"),
+                  entropy_bound=2.0) == [False, True, True, False]
     # Committed (unmasked) positions never change under mask strategies.
     assert chosen("confidence", tokens=np.array([[0, 2, 2, 2]], "int32")) == [
         False, True, True, False]  # 3 masked, 2 steps: 2 (0.6 and 0.5)
@@ -314,6 +324,11 @@ def test_sampler_config_round_trip():
         ktd.DiffusionSampler(strategy="greedy")
     with pytest.raises(ValueError, match="block_size"):
         ktd.DiffusionSampler(block_size=0)
+    bounded = ktd.DiffusionSampler(strategy="entropy_bound", entropy_bound=0.5)
+    assert ktd.DiffusionSampler.from_config(bounded.get_config()).entropy_bound == 0.5
+    for bad in (0, -1.0, "1", True):
+        with pytest.raises(ValueError, match="entropy_bound"):
+            ktd.DiffusionSampler(strategy="entropy_bound", entropy_bound=bad)
 
 
 def test_sampling_follows_the_tempered_distribution():
@@ -324,3 +339,54 @@ def test_sampling_follows_the_tempered_distribution():
         drawn = ops.convert_to_numpy(sampler.sample(logits))
         expected = probs ** (1 / temperature) / np.sum(probs ** (1 / temperature))
         np.testing.assert_allclose(np.bincount(drawn, minlength=4) / 20000, expected, atol=0.012)
+
+
+TRAJECTORY_OPTIONS = {
+    "resample, best of 2": dict(temperature=1.0, num_samples=2),
+    "argmax_unrolled": dict(strategy="argmax_unrolled", keep_fraction=0.5),
+    "blocks + cache": dict(block_size=4, cache=True, temperature=1.0),
+    "early stop": dict(early_stop=True),
+    "threshold, mask noise": dict(strategy="threshold", threshold=0.5, early_stop=True),
+    "confidence, blocks, mask noise": dict(strategy="confidence", block_size=4, cache=True),
+}
+
+
+@pytest.mark.parametrize("option", sorted(TRAJECTORY_OPTIONS))
+def test_trajectory_is_the_decoding_generate_runs(option):
+    options = TRAJECTORY_OPTIONS[option]
+    mask = "mask noise" in option
+    keras.utils.set_random_seed(3)
+    model = ktd.AR2DiffConverter(
+        attention="prefix", target_length=8, sequence_length=16, add_mask_token=mask,
+    ).convert(tiny_causal_lm("gpt2"))
+
+    def seeded():  # The same sampler, seed restarted.
+        model.compile(sampler=ktd.DiffusionSampler(
+            **{"num_steps": 3, "temperature": 0.0, "num_samples": 1, "seed": 7, **options}))
+
+    prompt = "the cat"
+    seeded()
+    packed = model.preprocessor.generate_preprocess([prompt])
+    expected = model.generate(dict(packed))
+    seeded()
+    trajectory = model.denoising_trajectory(prompt)
+    states = trajectory["token_ids"]
+    target = ops.convert_to_numpy(packed["target_mask"])[0].astype(bool)
+    # The last state is generate()'s output, the first the noise's start.
+    np.testing.assert_array_equal(states[-1], expected["token_ids"][0])
+    if mask:
+        assert (states[0][target] == model.noise.mask_token_id).all()
+    # Only the target changes, and one state per decoding step at most
+    # (blocks: steps per block); no state is a cache refresh's repeat
+    # unless the step itself changed nothing.
+    assert (states[:, ~target] == states[0][~target]).all()
+    num_blocks = -(-target.sum() // options.get("block_size", target.sum()))
+    assert 2 <= len(states) <= num_blocks * 3 + 1
+    if not options.get("early_stop") and "threshold" not in option:
+        assert len(states) == num_blocks * 3 + 1
+    passes = int(expected["num_forward_passes"][0])
+    refreshes = num_blocks - 1 if options.get("cache") else 0
+    assert len(states) - 1 == passes - int(bool(options.get("cache"))) - refreshes
+    assert trajectory["texts"][-1] == model.preprocessor.generate_postprocess(
+        expected, strip_prompt=True)[0]
+    assert len(trajectory["tokens"]) == len(states)

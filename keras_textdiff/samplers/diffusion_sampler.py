@@ -71,7 +71,9 @@ class DiffusionSampler(Sampler):
       mask-noise models `"confidence"`, `"entropy"`, `"margin"` remasking
       (commit the most confident masked positions at an even pace) or
       `"threshold"` (commit every position whose token has probability
-      >= `threshold`, at least one per step; Fast-dLLM).
+      >= `threshold`, at least one per step; Fast-dLLM) or
+      `"entropy_bound"` (commit the surest positions while their summed
+      entropy stays <= `entropy_bound`, at least one per step).
     - `block_size`: semi-autoregressive decoding: the target is decoded
       `block_size` positions at a time, left to right, `num_steps` steps per
       block; a block stops changing once the next one starts.
@@ -115,6 +117,8 @@ class DiffusionSampler(Sampler):
         early_stop: bool. Stop rows whose tokens stopped changing.
         ordered_stop: bool. Commit stop tokens only after the content before
             them (mask strategies). Defaults to `True`.
+        entropy_bound: float > 0, for `"entropy_bound"`: the summed entropy
+            (nats) of the tokens one step may commit.
 
     Example:
     ```python
@@ -147,6 +151,7 @@ class DiffusionSampler(Sampler):
         cache=False,
         early_stop=False,
         ordered_stop=True,
+        entropy_bound=1.0,
     ):
         _check_int("num_steps", num_steps)
         _check_int("num_samples", num_samples)
@@ -163,6 +168,11 @@ class DiffusionSampler(Sampler):
             raise ValueError(f"`keep_fraction` must be in [0, 1]. Received: {keep_fraction!r}")
         if not 0 < threshold <= 1:
             raise ValueError(f"`threshold` must be in (0, 1]. Received: {threshold!r}")
+        if isinstance(entropy_bound, bool) or not isinstance(entropy_bound, (int, float)) \
+                or not entropy_bound > 0:
+            raise ValueError(
+                f"`entropy_bound` must be a number > 0 (nats). Received: {entropy_bound!r}"
+            )
         super().__init__(temperature=float(temperature))
         self.num_steps = num_steps
         self.num_samples = num_samples
@@ -170,6 +180,7 @@ class DiffusionSampler(Sampler):
         self.strategy = strategy
         self.keep_fraction = float(keep_fraction)
         self.threshold = float(threshold)
+        self.entropy_bound = float(entropy_bound)
         self.block_size = block_size
         self.cache = bool(cache)
         self.early_stop = bool(early_stop)
@@ -196,13 +207,6 @@ class DiffusionSampler(Sampler):
         index = ops.sum(ops.cast(cdf < uniform * cdf[..., -1:], "int32"), axis=-1)
         return ops.minimum(index, ops.shape(logits)[-1] - 1)
 
-    def step(self, logits_fn, token_ids, target_mask):
-        """One plain step over the whole sequence: new tokens and the score."""
-        logits = logits_fn(token_ids)
-        score = token_cross_entropy(logits, token_ids, target_mask)
-        new_tokens = ops.where(target_mask, self.sample(logits), token_ids)
-        return new_tokens, score
-
     def window_size(self, length, first_target):
         """The static window for sequences of `length` whose earliest target
         position is `first_target`: a block and the position before it, or
@@ -223,6 +227,7 @@ class DiffusionSampler(Sampler):
         model=None,
         noise=None,
         stop_token_ids=None,
+        record=None,
     ):
         """Denoise a batch.
 
@@ -241,10 +246,17 @@ class DiffusionSampler(Sampler):
                 Defaults to `UniformNoise()`.
             stop_token_ids: the ids that end an output (end, padding), for
                 `ordered_stop`.
+            record: `None`, or an int: room for that many states (at least
+                the number of decoding steps plus one). The loop then also
+                records the tokens it starts from and those after each
+                decoding step (a cache refresh pass changes nothing and is
+                not a step), the trajectory of this very decoding.
 
         Returns:
             `(token_ids, scores, num_forward_passes)`: the decoded tokens,
-            each row's score (lower is better) and the model calls made.
+            each row's score (lower is better) and the model calls made;
+            with `record`, also the states `[record, batch, length]` and how
+            many of them were written.
         """
         noise = self.default_noise if noise is None else noise
         mask_token_id = noise.mask_token_id
@@ -268,12 +280,13 @@ class DiffusionSampler(Sampler):
         batch = ops.shape(tokens)[0]
 
         # Blocks are absolute position ranges [low, high) from the earliest
-        # target position of the batch; rows with a later target simply have
-        # fewer candidates in the first block.
+        # target position of the batch to its last; rows with a later target
+        # simply have fewer candidates in the first block.
         positions = ops.arange(length, dtype="int32")
         first = ops.min(ops.where(target_mask, positions[None, :], length))
+        last = ops.max(ops.where(target_mask, positions[None, :] + 1, 0))
         block_size = self.block_size or length
-        num_blocks = (length - first + block_size - 1) // block_size
+        num_blocks = (last - first + block_size - 1) // block_size
 
         def block_range(block):
             low = first + block * block_size
@@ -291,11 +304,15 @@ class DiffusionSampler(Sampler):
         # `refresh`: one extra window pass after a cached block finishes, so
         # the cache holds its final tokens' keys and values.
         loop_vars = (tokens, cache, score, done, zero, zero, zero < 0, passes)
+        if record is not None:  # The states buffer and the states written.
+            states = ops.zeros((record,) + tuple(ops.shape(tokens)), tokens.dtype)
+            loop_vars += (ops.slice_update(states, [0, 0, 0], tokens[None]), zero + 1)
 
-        def cond(tokens, cache, score, done, block, step, refresh, passes):
+        def cond(tokens, cache, score, done, block, step, refresh, passes, *recorded):
             return block < num_blocks
 
-        def body(tokens, cache, score, done, block, step, refresh, passes):
+        def body(tokens, cache, score, done, block, step, refresh, passes, *recorded):
+            was_refresh = refresh
             low, high, start = block_range(block)
             logits, cache = denoiser(tokens, start, cache)
             current = ops.slice(tokens, [0, start], [batch, window])
@@ -310,7 +327,7 @@ class DiffusionSampler(Sampler):
             rewrite = select(
                 self.strategy, logits, current, samples, candidates,
                 num_steps - step, mask_token_id, self.keep_fraction,
-                self.threshold, stop_ids,
+                self.threshold, stop_ids, self.entropy_bound,
             )
             new = ops.where(rewrite, samples, current)
             if self.num_samples > 1:
@@ -340,12 +357,17 @@ class DiffusionSampler(Sampler):
             block = block + ops.cast(next_block, "int32")
             step = ops.where(next_block, 0, step)
             done = ops.logical_and(done, ~next_block)
-            return tokens, cache, score, done, block, step, refresh, passes + 1
+            if recorded:  # A refresh pass rewrites the last state, unchanged.
+                states, count = recorded
+                count = count - ops.cast(was_refresh, "int32")
+                states = ops.slice_update(states, [count, 0, 0], tokens[None])
+                recorded = (states, count + 1)
+            return (tokens, cache, score, done, block, step, refresh, passes + 1, *recorded)
 
-        tokens, _, score, _, _, _, _, passes = self.run_loop(
+        tokens, _, score, _, _, _, _, passes, *recorded = self.run_loop(
             cond, body, loop_vars=loop_vars, model=model
         )
-        return tokens, score, passes
+        return (tokens, score, passes, *recorded)
 
     def get_config(self):
         return {
@@ -356,6 +378,7 @@ class DiffusionSampler(Sampler):
             "strategy": self.strategy,
             "keep_fraction": self.keep_fraction,
             "threshold": self.threshold,
+            "entropy_bound": self.entropy_bound,
             "block_size": self.block_size,
             "cache": self.cache,
             "early_stop": self.early_stop,

@@ -18,6 +18,13 @@ to overwrite with the samples.
   every masked candidate whose sampled token has probability
   >= `threshold`, at least the most confident one per step, and all that
   are left at a block's last step.
+- `"entropy_bound"`: commit the masked candidates of lowest entropy, in
+  that order, while their summed entropy (nats) stays <= `entropy_bound`;
+  at least the surest one per step, and all that are left at a block's last
+  step. A step commits many tokens where the model is sure of each, few
+  where it hesitates (the entropy-bounded acceptance of DiffusionGemma and
+  of "Accelerated Sampling from Masked Diffusion Models via Entropy
+  Bounded Unmasking").
 
 With `stop_token_ids`, the mask strategies commit a stop token (end or
 padding) only once no masked position before it would get content, so that
@@ -28,8 +35,10 @@ and cuts it off.
 
 from keras import ops
 
-STRATEGIES = ("resample", "argmax_unrolled", "confidence", "entropy", "margin", "threshold")
-MASK_STRATEGIES = ("confidence", "entropy", "margin", "threshold")
+STRATEGIES = (
+    "resample", "argmax_unrolled", "confidence", "entropy", "margin", "threshold", "entropy_bound",
+)
+MASK_STRATEGIES = ("confidence", "entropy", "margin", "threshold", "entropy_bound")
 
 
 def _top_k(scores, candidates, k):
@@ -55,6 +64,7 @@ def select(
     keep_fraction=0.5,
     threshold=0.9,
     stop_token_ids=None,
+    entropy_bound=1.0,
 ):
     """Positions to overwrite with `samples` (bool `[batch, window]`).
 
@@ -69,6 +79,7 @@ def select(
         mask_token_id: int, for the mask strategies.
         keep_fraction: float in `[0, 1]`, for `"argmax_unrolled"`.
         threshold: float in `(0, 1]`, for `"threshold"`.
+        entropy_bound: float > 0, nats, for `"entropy_bound"`.
         stop_token_ids: ids or `None`, for the mask strategies: a sampled
             stop token is committed only when every masked position before
             it also samples a stop token (or at a block's last step).
@@ -100,6 +111,17 @@ def select(
         best = _top_k(chosen, ready, ops.ones_like(_count(ready)))
         sure = ops.logical_or(chosen >= threshold, last_step)
         return ops.logical_or(ops.logical_and(ready, sure), best)
+    if strategy == "entropy_bound":
+        entropy = -ops.sum(probs * ops.log(probs + 1e-10), axis=-1)
+        # Ready positions by entropy, surest first; the summed entropy of
+        # each one and all surer ones decides (others count as infinite).
+        entropy = ops.where(ready, entropy, 1e30)
+        order = ops.argsort(entropy, axis=-1)
+        summed = ops.cumsum(ops.take_along_axis(entropy, order, axis=-1), axis=-1)
+        rank = ops.argsort(order, axis=-1)
+        within = ops.take_along_axis(summed, rank, axis=-1) <= entropy_bound
+        best = ops.logical_and(ready, rank == 0)
+        return ops.logical_or(ops.logical_and(ready, ops.logical_or(within, last_step)), best)
     if strategy == "confidence":
         score = chosen
     elif strategy == "entropy":
