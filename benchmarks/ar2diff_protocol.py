@@ -559,7 +559,8 @@ def cpu_notes(args):
              "shared them during some runs (session 6: the first AR2Diff_0's training and "
              "decoding, 17-48 s per step against 8 s on idle cores; session 7: SQuAD "
              "`threshold-ordered` decoding of AR2Diff_0 shared them with the test suite; "
-             "session 8: `confidence-ordered` decoding of AR2Diff_100 and AR2Diff_300 did too), "
+             "session 8: `confidence-ordered` decoding of AR2Diff_100 and AR2Diff_300 did too; "
+             "session 9: the translation and MBPP rows ran side by side, with the test suite), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []

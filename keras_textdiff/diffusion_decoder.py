@@ -533,8 +533,10 @@ class DiffusionDecoder(CausalLM):
 
         Example:
         ```python
+        model.compile(sampler=keras_textdiff.DiffusionSampler(seed=0))
         trajectory = model.denoising_trajectory("def add(a, b):")
-        trajectory["texts"][-1] == model.generate("def add(a, b):", strip_prompt=True)
+        model.compile(sampler=keras_textdiff.DiffusionSampler(seed=0))  # Same seed again.
+        model.generate("def add(a, b):", strip_prompt=True) == trajectory["texts"][-1]  # True
         ```
         """
         if not isinstance(prompt, str):
