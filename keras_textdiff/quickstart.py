@@ -206,8 +206,8 @@ def run_quickstart(
     print("5/5 Denoising trajectory of one sample:")
     trajectory = model.denoising_trajectory(prompts[0])
     for step, text in enumerate(trajectory["texts"]):
-        label = "init" if step == 0 else f"step {step:2d}"
-        print(f"    {label}: {text[:100]!r}")
+        label = "start" if step == 0 else f"step {step:2d}"
+        print(f"    {label:>7}: {text[:100]!r}")
     picture = plot_denoising_trajectory(
         trajectory["tokens"],
         os.path.join(output_dir, "trajectory.png"),
