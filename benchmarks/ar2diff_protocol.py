@@ -503,7 +503,7 @@ def main(argv=None):
                     "adapt_steps": n, "seconds": round(scores["seconds"], 1),
                     "model_calls": scores["model_calls"],
                     "train_seconds": result.get("seconds"), "final_loss": result.get("loss"),
-                    "command": " ".join(["python", *sys.argv]),
+                    "command": " ".join(["python", *sys.argv]), "device": device_name(),
                 })
                 with open(os.path.join(directory, f"row-{decoding}.json"), "w") as f:
                     json.dump(rows[-1], f, indent=1)
@@ -514,15 +514,45 @@ def main(argv=None):
     return rows
 
 
+def committed_results(args):
+    """The results JSON in `benchmarks/results` (checkpoints stay on the
+    machine that trained them; the results travel with the repository), or
+    {} for quick runs and where there is none."""
+    path = os.path.join(RESULTS, f"quality-smollm2-{results_slug(device_name())}.json")
+    if args.quick or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def evaluated_rows(args):
-    """Every row evaluated so far, in this run or an earlier one."""
-    rows = []
+    """Every row evaluated so far: the committed results' rows (from earlier
+    runs, on any machine), replaced by this machine's row files where both
+    have the same task, model and decoding."""
+    rows = {}
+    for r in committed_results(args).get("rows", []):  # One JSON row per metric.
+        key = (r["task"], r["model"], r["decoding"])
+        row = rows.setdefault(key, {k: v for k, v in r.items() if k not in ("metric", "value")})
+        row[r["metric"]] = r["value"]
     paths = glob.glob(os.path.join(args.work_dir, "*", "row-*.json"))
     paths += glob.glob(os.path.join(args.work_dir, "*", "*", "row-*.json"))
     for path in sorted(paths):
         with open(path) as f:
-            rows.append(json.load(f))
-    return rows
+            row = json.load(f)
+        rows[(row.get("task", "squad"), row["model"], row["decoding"])] = row
+    return list(rows.values())
+
+
+def adaptation_stages(args):
+    """Each AR2Diff_N adaptation stage's time and loss: the committed
+    results', replaced by this machine's where it ran the stage."""
+    stages = {a["name"]: a for a in committed_results(args).get("adaptations", [])}
+    for path in sorted(glob.glob(os.path.join(args.work_dir, "AR2Diff_*", "adapt", "result.json"))):
+        with open(path) as f:
+            result = json.load(f)
+        name = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        stages[name] = {"name": name, **{k: result[k] for k in ("seconds", "resumed_from", "steps", "loss")}}
+    return sorted(stages.values(), key=lambda a: a["steps"])
 
 
 def baselines(task, test):
@@ -564,13 +594,10 @@ def cpu_notes(args):
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
-    for path in sorted(glob.glob(os.path.join(args.work_dir, "AR2Diff_*", "adapt", "result.json"))):
-        with open(path) as f:
-            result = json.load(f)
-        name = os.path.basename(os.path.dirname(os.path.dirname(path)))
-        resumed = f" (continuing step {result['resumed_from']}'s checkpoint)" if result["resumed_from"] else ""
-        adaptations.append(f"{name} {result['seconds']:.0f} s for steps {result['resumed_from']}-"
-                           f"{result['steps']}{resumed}, final loss {result['loss']:.2f}")
+    for a in adaptation_stages(args):
+        resumed = f" (continuing step {a['resumed_from']}'s checkpoint)" if a["resumed_from"] else ""
+        adaptations.append(f"{a['name']} {a['seconds']:.0f} s for steps {a['resumed_from']}-"
+                           f"{a['steps']}{resumed}, final loss {a['loss']:.2f}")
     if adaptations:
         lines += ["", "Train seconds are the fine-tuning's; the adaptation stages took: "
                   + "; ".join(adaptations) + "."]
@@ -598,14 +625,20 @@ def write_results(rows, args, device=None, notes=None, folder=None):
                 "value": round(r[metric], 2), "examples": r["examples"],
                 "finetune_steps": r["finetune_steps"], "adapt_steps": r["adapt_steps"],
                 "decoding": r["decoding"], "seconds": r["seconds"], "model_calls": r["model_calls"],
+                "train_seconds": r.get("train_seconds"), "final_loss": r.get("final_loss"),
+                "command": r.get("command"), "device": r.get("device", device),
             })
+    results = {"device": device, "commands": sorted({r.get("command") or "" for r in rows}),
+               "adaptations": adaptation_stages(args) if notes is None else [],  # The CPU runs'.
+               "rows": json_rows}
+    notes = notes if notes is not None else cpu_notes(args)  # Both read the file rewritten here.
     with open(stem + ".json", "w") as f:
-        json.dump({"device": device, "commands": sorted({r.get("command", "") for r in rows}),
-                   "rows": json_rows}, f, indent=1)
+        json.dump(results, f, indent=1)
+    devices = sorted({r["device"] for r in json_rows})
     lines = [
         "# AR vs AR2Diff on SmolLM2-135M-Instruct",
         "",
-        f"Device: {device}. Backend: {keras.backend.backend()}, float32.",
+        f"Device: {', '.join(devices)}. Backend: {keras.backend.backend()}, float32.",
         "Commands: " + "; ".join(
             f"`{c}`" for c in sorted({r.get("command") or " ".join(["python", *sys.argv]) for r in rows})
         ),
@@ -651,7 +684,7 @@ def write_results(rows, args, device=None, notes=None, folder=None):
                       "these questions; its first answer token was predicted from the end "
                       "token's hidden state, which the AR model never used that way."]
     lines += ["", "## Notes", ""]
-    lines += notes if notes is not None else cpu_notes(args)
+    lines += notes
     lines += ["", "Decoders (one sample, temperature 0, a prompt cache; `model calls` counts the "
               "cache's full pass): `confidence` commits the most confident masked positions at "
               "an even pace over 10 steps; `confidence-ordered` the same with `DiffusionSampler("

@@ -1,0 +1,63 @@
+"""`benchmarks/ar2diff_protocol.py`: rows evaluated on another machine come
+back from the committed results, so a fresh checkout can add rows without
+losing them."""
+
+import importlib.util
+import json
+import os
+import sys
+
+PROTOCOL_PY = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "ar2diff_protocol.py")
+
+
+def load_protocol():
+    sys.path.insert(0, os.path.dirname(PROTOCOL_PY))  # For its sibling imports.
+    spec = importlib.util.spec_from_file_location("ar2diff_protocol_benchmark", PROTOCOL_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def json_row(task, model, decoding, metric, value, **extra):
+    return {"task": task, "base": "smollm2-135m", "model": model, "metric": metric, "value": value,
+            "examples": 200, "finetune_steps": 150, "adapt_steps": 0, "decoding": decoding,
+            "seconds": 10.0, "model_calls": None, **extra}
+
+
+def test_committed_rows_are_regrouped_and_local_rows_replace_them(tmp_path, monkeypatch):
+    protocol = load_protocol()
+    results, work = tmp_path / "results", tmp_path / "work"
+    results.mkdir()
+    monkeypatch.setattr(protocol, "RESULTS", str(results))
+    monkeypatch.setattr(protocol, "device_name", lambda: "CPU (Test, x86_64, 2 cores)")
+    committed = {
+        "device": "CPU (Other, x86_64, 2 cores)",
+        "adaptations": [{"name": "AR2Diff_100", "seconds": 5.0, "resumed_from": 0, "steps": 100, "loss": 5.4}],
+        "rows": [json_row("squad", "AR", "greedy", "f1", 36.2, train_seconds=99),
+                 json_row("squad", "AR", "greedy", "exact_match", 29.0, train_seconds=99),
+                 json_row("translation", "AR", "greedy", "bleu", 0.9),
+                 json_row("translation", "AR", "greedy", "chrf", 15.6)],
+    }
+    (results / "quality-smollm2-cpu.json").write_text(json.dumps(committed))
+    local = work / "translation" / "AR"
+    local.mkdir(parents=True)
+    newer = {"task": "translation", "model": "AR", "decoding": "greedy", "bleu": 2.0, "chrf": 20.0}
+    (local / "row-greedy.json").write_text(json.dumps(newer))
+    adapt = work / "AR2Diff_300" / "adapt"
+    adapt.mkdir(parents=True)
+    (adapt / "result.json").write_text(json.dumps(
+        {"seconds": 7.0, "resumed_from": 100, "steps": 300, "loss": 4.8, "history": [1.0]}))
+
+    args = protocol.parse_args(["--work-dir", str(work)])
+    rows = {(r["task"], r["model"]): r for r in protocol.evaluated_rows(args)}
+    assert set(rows) == {("squad", "AR"), ("translation", "AR")}
+    squad = rows["squad", "AR"]
+    assert (squad["f1"], squad["exact_match"], squad["train_seconds"]) == (36.2, 29.0, 99)
+    assert "metric" not in squad and "value" not in squad
+    assert rows["translation", "AR"] == newer
+    stages = protocol.adaptation_stages(args)
+    assert [(a["name"], a["seconds"], a["resumed_from"]) for a in stages] == [
+        ("AR2Diff_100", 5.0, 0), ("AR2Diff_300", 7.0, 100)]
+    # Quick runs are checks: they never read the committed results.
+    quick = protocol.parse_args(["--work-dir", str(work), "--quick"])
+    assert protocol.evaluated_rows(quick) == []
