@@ -242,6 +242,14 @@ DECODERS = {
     "entropy-bound-ordered": dict(num_steps="target", temperature=0.0, num_samples=1,
                                   strategy="entropy_bound", entropy_bound=1.0, cache=True,
                                   early_stop=True, ordered_stop=True),
+    # The same, semi-autoregressive (LLaDA): blocks of 16 or 8 target
+    # positions left to right, up to one step per position.
+    "threshold-ordered-block16": dict(num_steps=16, block_size=16, temperature=0.0, num_samples=1,
+                                      strategy="threshold", threshold=0.9, cache=True,
+                                      early_stop=True, ordered_stop=True),
+    "threshold-ordered-block8": dict(num_steps=8, block_size=8, temperature=0.0, num_samples=1,
+                                     strategy="threshold", threshold=0.9, cache=True,
+                                     early_stop=True, ordered_stop=True),
     # Fast-dLLM threshold decoding (fewer calls).
     "threshold": dict(num_steps=10, temperature=0.0, num_samples=1, strategy="threshold",
                       threshold=0.9, cache=True, early_stop=True, ordered_stop=False),
@@ -590,7 +598,9 @@ def cpu_notes(args):
              "decoding, 17-48 s per step against 8 s on idle cores; session 7: SQuAD "
              "`threshold-ordered` decoding of AR2Diff_0 shared them with the test suite; "
              "session 8: `confidence-ordered` decoding of AR2Diff_100 and AR2Diff_300 did too; "
-             "session 9: the translation and MBPP rows ran side by side, with the test suite), "
+             "session 9: the translation and MBPP rows ran side by side, with the test suite; "
+             "session 10: the translation AR2Diff_0 row's fine-tuning shared them with the test "
+             "suite), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []

@@ -1,0 +1,95 @@
+"""Decoders side by side on the protocol's fine-tuned AR2Diff_0 (SmolLM2).
+
+A quick look before a 200-example protocol row: the same trained model
+(`benchmarks/ar2diff_protocol.py`'s cached AR2Diff_0 fine-tuning stage for
+`--task`; run that first), decoded with each of `--decoders` (names of the
+protocol's `DECODERS`) on the first `--examples` scored test examples.
+Prints the task's metrics, model calls and seconds per decoder, with a few
+outputs, and writes `benchmarks/results/<task>-decoding-sweep-<device>.md`.
+
+    python benchmarks/decoding_sweep.py --examples 48 \\
+        --decoders confidence-ordered,confidence-ordered-16,confidence-ordered-32
+    python benchmarks/decoding_sweep.py --task translation --examples 48 \\
+        --decoders threshold-ordered,threshold-ordered-block16
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import ar2diff_protocol as protocol
+
+from keras_textdiff import DiffusionSampler  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--examples", type=int, default=48)
+    p.add_argument("--decoders", default="confidence-ordered,confidence-ordered-32,threshold-ordered")
+    own, rest = p.parse_known_args(argv)
+    args = protocol.parse_args(["--rows", "AR2Diff_0", *rest])
+    unknown = [d for d in own.decoders.split(",") if d not in protocol.DECODERS]
+    if unknown:
+        sys.exit(f"Unknown decoders {unknown}: choose from {sorted(protocol.DECODERS)}.")
+    preset = protocol.smollm2_preset(args.work_dir)
+    test = protocol.task_data(args, preset)[2][: own.examples]
+    # Batches of similar lengths, as the protocol decodes them.
+    test = sorted(test, key=lambda e: len(e["prefix"]))
+    directory = os.path.join(protocol.task_dir(args), "AR2Diff_0")
+    if not os.path.exists(os.path.join(directory, "finetune", "result.json")):
+        sys.exit("No fine-tuned AR2Diff_0 yet: run `python benchmarks/ar2diff_protocol.py "
+                 f"--task {args.task} --rows AR2Diff_0` first.")
+
+    def build():
+        model = protocol.diffusion_model(protocol.load_ar_model(preset, args), args)
+        protocol.enable_lora(model, args)
+        return model
+
+    model, _ = protocol.trained(directory, build, None, args.finetune_steps, args, "finetune")
+    metrics = protocol.TASKS[args.task]["metrics"]
+    rows = []
+    for name in own.decoders.split(","):
+        sampler = DiffusionSampler(seed=args.seed, **protocol.decoder_config(name, args.target_length))
+        start = time.time()
+        outputs, calls = protocol.decode_diffusion(model, [e["prefix"] for e in test], sampler,
+                                                   args.eval_batch_size)
+        predictions = [protocol.clean(o, args.task) for o in outputs]
+        scores = protocol.score(args.task, predictions, test)
+        rows.append((name, scores, calls, time.time() - start, list(zip(predictions, test))[:4]))
+        print(f"{name}: {protocol.format_scores(args.task, scores)}, {calls:.1f} calls, "
+              f"{rows[-1][3]:.0f} s", flush=True)
+    baselines = protocol.baselines(args.task, test)
+    device = protocol.device_name()
+    title = protocol.TASKS[args.task]["title"]
+    names = [protocol.METRIC_NAMES[m] for m in metrics]
+    lines = [
+        f"# Decoders on the fine-tuned AR2Diff_0 (SmolLM2-135M, {title})", "",
+        f"Device: {device}. Command: `python {' '.join(sys.argv)}`", "",
+        f"The protocol's AR2Diff_0 ({args.finetune_steps} fine-tuning steps, see "
+        f"`quality-smollm2-*.md`), the first {len(test)} scored test examples "
+        "(a quick look: the protocol's rows use 200).", "",
+        "| decoder | " + " | ".join(names) + " | model calls | seconds |",
+        "|---|" + "---|" * len(names) + "---|---|",
+    ]
+    lines += [f"| {n} | " + " | ".join(f"{s[m]:.1f}" for m in metrics) + f" | {c:.1f} | {t:.0f} |"
+              for n, s, c, t, _ in rows]
+    lines += ["", "Trivial baselines on the same examples: " + "; ".join(
+        f"{b}: {protocol.format_scores(args.task, v)}" for b, v in baselines.items()) + "."]
+    lines += ["", "First outputs (prediction <- reference):", ""]
+    for n, *_, examples in rows:
+        lines += [f"- {n}: " + "; ".join(f"`{p!r}` <- {reference(e)!r}" for p, e in examples)]
+    slug = protocol.results_slug(device)
+    path = os.path.join(protocol.RESULTS, f"{args.task}-decoding-sweep-{slug}.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(path)
+
+
+def reference(example):
+    """The first reference answer, or the target text."""
+    return example["answers"][0] if "answers" in example else example["target"]
+
+
+if __name__ == "__main__":
+    main()
