@@ -600,7 +600,7 @@ def cpu_notes(args):
              "session 8: `confidence-ordered` decoding of AR2Diff_100 and AR2Diff_300 did too; "
              "session 9: the translation and MBPP rows ran side by side, with the test suite; "
              "session 10: the translation AR2Diff_0 row's fine-tuning shared them with the test "
-             "suite), "
+             "suite, and MBPP's AR fine-tuning with a translation decoding sweep), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
@@ -758,6 +758,8 @@ def plot(rows, path):
         for r in task_rows:
             if r["model"] == "AR":
                 ax.axhline(r[metric], color="gray", linestyle="--", label="AR (greedy)")
+        right = max([100] + [r["adapt_steps"] for r in task_rows])  # A readable axis at N = 0 alone.
+        ax.set_xlim(-0.05 * right, 1.05 * right)
         ax.set_xlabel("N: diffusion adaptation steps before fine-tuning")
         ax.set_ylabel(f"{TASKS[task]['title']} {METRIC_NAMES[metric]}")
         ax.set_ylim(bottom=0)
