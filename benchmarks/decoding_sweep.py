@@ -68,7 +68,7 @@ def main(argv=None):
         f"Device: {device}. Command: `python {' '.join(sys.argv)}`", "",
         f"The protocol's AR2Diff_0 ({args.finetune_steps} fine-tuning steps, see "
         f"`quality-smollm2-*.md`), the first {len(test)} scored test examples "
-        "(a quick look: the protocol's rows use 200).", "",
+        "(a quick look beside the protocol's rows).", "",
         "| decoder | " + " | ".join(names) + " | model calls | seconds |",
         "|---|" + "---|" * len(names) + "---|---|",
     ]
