@@ -543,8 +543,8 @@ class DiffusionDecoder(CausalLM):
             raise ValueError(f"`prompt` must be one string. Received: {type(prompt).__name__}")
         if self.preprocessor is None:
             raise ValueError("`denoising_trajectory` needs a `preprocessor` to read the prompt.")
-        num_steps = num_steps or self.sampler.num_steps
         batch = self._generation_batch([prompt], max_length, num_steps)
+        num_steps = int(ops.convert_to_numpy(batch["num_steps"]))  # Checked there.
         is_target = ops.convert_to_numpy(batch["target_mask"]).astype(bool)[0]
         block = self.sampler.block_size or len(is_target)
         num_blocks = -(-int(is_target.sum()) // block)  # As the sampler's blocks.

@@ -390,3 +390,15 @@ def test_trajectory_is_the_decoding_generate_runs(option):
     assert trajectory["texts"][-1] == model.preprocessor.generate_postprocess(
         expected, strip_prompt=True)[0]
     assert len(trajectory["tokens"]) == len(states)
+
+
+def test_trajectory_steps_are_checked_as_generate_checks_them():
+    keras.utils.set_random_seed(3)
+    model = ktd.AR2DiffConverter(
+        attention="prefix", target_length=8, sequence_length=16,
+    ).convert(tiny_causal_lm("gpt2"))
+    model.compile(sampler=ktd.DiffusionSampler(num_steps=3, temperature=0.0, num_samples=1, seed=7))
+    assert len(model.denoising_trajectory("the cat", num_steps=2)["token_ids"]) == 3
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="num_steps"):
+            model.denoising_trajectory("the cat", num_steps=bad)
