@@ -179,7 +179,8 @@ class DiffusionPreprocessor(Preprocessor):
 
         Packing refuses pairs that do not fit (nothing is cut silently);
         use this to filter a corpus first. Pairs with an empty prefix are
-        dropped too.
+        dropped too. Pairs with a `"suffix"` (infilling) need room for the
+        whole `target_length` region and the suffix after it.
 
         Example:
         ```python
@@ -200,23 +201,28 @@ class DiffusionPreprocessor(Preprocessor):
             target_room = self.target_length - 1
         prefix = self.tokenizer([p["prefix"] for p in pairs])
         target = self.tokenizer([p["target"] for p in pairs])
+        suffix = self.tokenizer([p.get("suffix", "") for p in pairs])
         return [
             p
-            for p, a, b in zip(pairs, prefix, target)
+            for p, a, b, c in zip(pairs, prefix, target, suffix)
             if len(a) + len(b) <= room
-            and 0 < len(a) <= prefix_room
+            and 0 < len(a) <= prefix_room - len(c)
             and len(b) <= target_room
         ]
 
     def _tokenize(self, strings):
         return _to_ragged(self.tokenizer(strings))
 
-    def _pack(self, prefix, target, sequence_length, add_end=True, crop=False):
+    def _pack(
+        self, prefix, target, sequence_length, add_end=True, crop=False, suffix=None
+    ):
         """Concatenate `[start] prefix [separator] target [end]`, pad, and mask.
 
         Returns `(token_ids, padding_mask, target_mask)`. With a
         `target_length`, a longer target is an error, or is cut to fit with
-        `crop` (raw text, whose split point is arbitrary anyway).
+        `crop` (raw text, whose split point is arbitrary anyway). A `suffix`
+        (ragged ids, infilling) follows the target region, which is then
+        padded to exactly `target_length` positions.
         """
         batch = prefix.nrows()
         start = tf.constant(self._start_ids(), "int32")
@@ -250,12 +256,21 @@ class DiffusionPreprocessor(Preprocessor):
                     "`fitting_pairs`."
                 )
         parts = [head, target] + ([end] if add_end else [])
+        if suffix is not None:
+            # The target region is exactly `target_length` positions (target,
+            # end, padding), and the suffix comes after it.
+            region = tf.concat(parts[1:], axis=1).to_tensor(
+                default_value=self.pad_token_id,
+                shape=[batch, self.target_length],
+            )
+            parts = [head, tf.RaggedTensor.from_tensor(region), suffix]
         packed = tf.concat(parts, axis=1)
         lengths = packed.row_lengths()
         too_long = tf.reduce_any(lengths > sequence_length)
         message = (
             "An example does not fit in `sequence_length` = "
-            f"{sequence_length} tokens (start + prefix + separator + target + end). "
+            f"{sequence_length} tokens (start + prefix + separator + target + end"
+            f"{' + suffix' if suffix is not None else ''}). "
             "Raise `sequence_length`, or shorten or filter the examples."
         )
         if tf.executing_eagerly():
@@ -271,8 +286,10 @@ class DiffusionPreprocessor(Preprocessor):
         padding_mask = tf.ones_like(target_mask)
         if self.target_length is not None:
             end_of_target = head.row_lengths()[:, None] + self.target_length
+            target_mask = tf.logical_and(target_mask, positions < end_of_target)
             padding_mask = positions < end_of_target
-            target_mask = tf.logical_and(target_mask, padding_mask)
+            if suffix is not None:
+                padding_mask = positions < lengths[:, None]
         return token_ids, padding_mask, target_mask
 
     def _random_split(self, tokens):
@@ -308,13 +325,14 @@ class DiffusionPreprocessor(Preprocessor):
                 x["target"]
             )
             prefix, target = self._tokenize(prefix), self._tokenize(target)
+            suffix = self._suffix(x)
             crop = False
         else:
             strings, _ = _as_batch(x)
             prefix, target = self._random_split(self._tokenize(strings))
-            crop = True
+            suffix, crop = None, True
         token_ids, padding_mask, target_mask = self._pack(
-            prefix, target, self.sequence_length, crop=crop
+            prefix, target, self.sequence_length, crop=crop, suffix=suffix
         )
         x = {
             "token_ids": token_ids,
@@ -330,6 +348,19 @@ class DiffusionPreprocessor(Preprocessor):
             weights = weights * sample_weight
         return keras.utils.pack_x_y_sample_weight(x, token_ids, weights)
 
+    def _suffix(self, x):
+        """The tokenized `"suffix"` of dict inputs (infilling), or `None`."""
+        if "suffix" not in x:
+            return None
+        if self.target_length is None:
+            raise ValueError(
+                "A 'suffix' (infilling: the text after the target) needs a "
+                "fixed-size target region. Make the preprocessor with "
+                "`target_length=T`, the most tokens a filled-in span may take "
+                "(plus its end token)."
+            )
+        return self._tokenize(_as_batch(x["suffix"])[0])
+
     # --- generation ---
 
     def generate_preprocess(self, x, sequence_length=None):
@@ -344,12 +375,14 @@ class DiffusionPreprocessor(Preprocessor):
             `{"token_ids", "padding_mask", "target_mask"}`; target positions
             hold the pad token until the sampler fills them.
         """
+        suffix = None
         if isinstance(x, dict):
             if "prefix" not in x:
                 raise ValueError(
                     "Prompts given as a dict need a 'prefix' key. Received "
                     f"keys: {sorted(x)}"
                 )
+            suffix = self._suffix(x)
             x = x["prefix"]
         prompts = _string_list(x)
         if not prompts:
@@ -364,11 +397,18 @@ class DiffusionPreprocessor(Preprocessor):
             )
         prefix = self._tokenize(tf.constant(prompts))
         lengths = prefix.row_lengths().numpy()
+        if suffix is not None and suffix.nrows() != len(prompts):
+            raise ValueError(
+                f"Got {len(prompts)} prefixes but {int(suffix.nrows())} "
+                "suffixes: give one suffix per prompt (\"\" for none)."
+            )
         if sequence_length is None and self.target_length is not None:
             # Just enough for the longest prompt and its target region, in
             # steps of 32 so that few prompt lengths need their own compile.
-            needed = int(lengths.max()) + len(self._start_ids()) + len(self._separator) + self.target_length
-            sequence_length = -(-needed // 32) * 32
+            around = lengths if suffix is None else lengths + suffix.row_lengths().numpy()
+            needed = int(around.max()) + len(self._start_ids()) + len(self._separator) + self.target_length
+            # (Never past `self.sequence_length`: the position table may end there.)
+            sequence_length = min(-(-needed // 32) * 32, max(needed, self.sequence_length))
         sequence_length = sequence_length or self.sequence_length
         room = sequence_length - len(self._start_ids()) - len(self._separator) - 1
         if lengths.max() > room:
@@ -381,7 +421,7 @@ class DiffusionPreprocessor(Preprocessor):
             )
         empty_target = tf.ragged.constant([[]] * len(prompts), dtype="int32")
         token_ids, padding_mask, target_mask = self._pack(
-            prefix, empty_target, sequence_length, add_end=False
+            prefix, empty_target, sequence_length, add_end=False, suffix=suffix
         )
         return {
             "token_ids": keras.ops.convert_to_tensor(token_ids.numpy()),
@@ -408,14 +448,22 @@ class DiffusionPreprocessor(Preprocessor):
         special = set(self._start_ids()) | {self.end_token_id}
         token_ids = keras.ops.convert_to_numpy(x["token_ids"])
         target_mask = keras.ops.convert_to_numpy(x["target_mask"]).astype(bool)
+        valid = x.get("padding_mask")
+        valid = np.ones_like(target_mask) if valid is None else keras.ops.convert_to_numpy(valid)
         sequences = []
-        for ids, is_target in zip(token_ids.tolist(), target_mask.tolist()):
-            prompt = [t for t, m in zip(ids, is_target) if not m]
+        for ids, is_target, is_valid in zip(
+            token_ids.tolist(), target_mask.tolist(), valid.astype(bool).tolist()
+        ):
+            first = is_target.index(True) if True in is_target else len(ids)
+            prompt = [t for t, m in zip(ids[:first], is_target) if not m]
             target = [t for t, m in zip(ids, is_target) if m]
+            # An infilling suffix: the valid positions after the target.
+            last = first + len(target)
+            suffix = [t for t, v in zip(ids[last:], is_valid[last:]) if v]
             cut = next((i for i, t in enumerate(target) if t in stop), None)
             target = target[:cut]
             prompt = [t for t in prompt if t not in special]
-            sequences.append(target if strip_prompt else prompt + target)
+            sequences.append(target if strip_prompt else prompt + target + suffix)
         return _string_list(self._detokenize(sequences))
 
     def _detokenize(self, sequences):

@@ -188,3 +188,48 @@ def test_separator_closes_the_prefix(separator, expected):
 def test_bad_separator_is_refused():
     with pytest.raises(ValueError, match="separator"):
         DiffusionPreprocessor(letter_tokenizer(), 10, separator=None)
+
+
+def test_a_suffix_follows_a_fixed_target_region_for_infilling():
+    tokenizer = letter_tokenizer()
+    pre = DiffusionPreprocessor(tokenizer, sequence_length=14, target_length=4)
+    x, _, weights = pre(
+        {"prefix": ["ab", "a"], "target": ["c", "cde"], "suffix": ["de", ""]}
+    )
+    x = _np(x)
+    end = tokenizer.end_token_id
+    a, b, c, d, e = (tokenizer.token_to_id(t) for t in "abcde")
+    # [start] a b [end] | c [end] [pad] [pad] | d e | padding nobody reads
+    np.testing.assert_array_equal(x["token_ids"][0][:10], [end, a, b, end, c, end, end, end, d, e])
+    np.testing.assert_array_equal(x["target_mask"][0], [0] * 4 + [1] * 4 + [0] * 6)
+    np.testing.assert_array_equal(x["padding_mask"][0], [1] * 10 + [0] * 4)
+    # An empty suffix: the region alone, as without one.
+    np.testing.assert_array_equal(x["token_ids"][1][:7], [end, a, end, c, d, e, end])
+    np.testing.assert_array_equal(x["padding_mask"][1], [1] * 7 + [0] * 7)
+    np.testing.assert_array_equal(ops.convert_to_numpy(weights), x["target_mask"].astype("float32"))
+
+    # Generation packs the suffix after an empty region of T positions, and
+    # the text comes back in reading order: prefix, target, suffix.
+    batch = _np(pre.generate_preprocess({"prefix": ["ab"], "suffix": ["de"]}))
+    np.testing.assert_array_equal(batch["target_mask"][0][:10], [0] * 4 + [1] * 4 + [0, 0])
+    np.testing.assert_array_equal(batch["token_ids"][0][8:10], [d, e])
+    batch["token_ids"][0][4:8] = [c, c, end, end]  # What a model wrote.
+    assert pre.generate_postprocess(batch) == ["abccde"]
+    assert pre.generate_postprocess(batch, strip_prompt=True) == ["cc"]
+
+    # Room: start + prefix + separator + T + suffix must fit.
+    pairs = [{"prefix": "abcd", "target": "a", "suffix": "abcde"},
+             {"prefix": "abcd", "target": "a", "suffix": "abcd"}]
+    assert pre.fitting_pairs(pairs) == pairs[1:]
+    pre({k: [v] for k, v in pairs[1].items()})  # 1 + 4 + 1 + 4 + 4 = 14.
+    with pytest.raises(ValueError, match="suffix"):
+        pre({k: [v] for k, v in pairs[0].items()})
+
+
+def test_a_suffix_needs_a_target_length_and_one_per_prompt():
+    tokenizer = letter_tokenizer()
+    with pytest.raises(ValueError, match="target_length"):
+        DiffusionPreprocessor(tokenizer, 12)({"prefix": ["a"], "target": ["b"], "suffix": ["c"]})
+    pre = DiffusionPreprocessor(tokenizer, 12, target_length=3)
+    with pytest.raises(ValueError, match="one suffix per prompt"):
+        pre.generate_preprocess({"prefix": ["a", "b"], "suffix": ["c"]})

@@ -288,3 +288,83 @@ def load_python_stdlib(
         result["texts"].append(source)
         result["modules"].append(name)
     return result
+
+
+def _without_docstring(function):
+    """`prefix + target` of an extracted function, its docstring removed."""
+    text = function["prefix"] + function["target"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            node = ast.parse(text).body[0]
+    except (SyntaxError, ValueError, IndexError):
+        return None
+    body = getattr(node, "body", [])
+    lines = text.split("\n")
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        if len(body) == 1:
+            return None  # Nothing but a docstring.
+        del lines[body[0].lineno - 1 : body[0].end_lineno]
+    return "\n".join(lines)
+
+
+def infill_examples(
+    functions, context_lines=6, max_line_chars=60, per_function=1, seed=0
+):
+    """Fill-in-the-middle examples: one line of a function, from both sides.
+
+    Each example hides one non-blank line of a function's body (docstrings
+    removed) and keeps up to `context_lines` lines on each side, the `def`
+    line always among those before it. A model that reads both sides (a
+    bidirectional diffusion model) sees what the missing line must lead
+    to; a left-to-right model sees only `"prefix"`.
+
+    Args:
+        functions: `{"prefix", "target"}` dicts from `extract_functions` or
+            `load_python_stdlib(...)["functions"]`.
+        context_lines: lines kept before and after the hidden line.
+        max_line_chars: only lines up to this long (stripped) are hidden.
+        per_function: how many lines to hide per function (at most).
+        seed: which lines are hidden.
+
+    Returns:
+        A list of `{"prefix", "target", "suffix"}` dicts: the text before the
+        line, the line itself (with its indentation and newline), and the
+        text after it.
+
+    Example:
+
+    >>> f = {"prefix": "def f(a, b):\\n", "target": "    c = a + b\\n    return c\\n"}
+    >>> infill_examples([f], per_function=2)[0]["suffix"]
+    '    return c\\n'
+    """
+    import random
+
+    rng = random.Random(seed)
+    examples = []
+    for function in functions:
+        text = _without_docstring(function)
+        if text is None:
+            continue
+        lines = text.rstrip("\n").split("\n")
+        candidates = [
+            i
+            for i, line in enumerate(lines)
+            if i >= 1 and line.strip() and len(line.strip()) <= max_line_chars
+        ]
+        for i in sorted(rng.sample(candidates, min(per_function, len(candidates)))):
+            before = lines[max(1, i - context_lines) : i]
+            after = lines[i + 1 : i + 1 + context_lines]
+            examples.append(
+                {
+                    "prefix": "\n".join([lines[0]] + before) + "\n",
+                    "target": lines[i] + "\n",
+                    "suffix": "\n".join(after) + "\n" if after else "",
+                }
+            )
+    return examples
