@@ -3,14 +3,19 @@
 The Python standard library is a real code corpus that is on every machine.
 This job trains a byte-level BPE tokenizer on it, trains a `DiffusionDecoder`
 from scratch for a few minutes to write function bodies from their
-signatures, reports validation loss and target-token accuracy, prints
-completions for held-out signatures, shows the denoising trajectory of one
-sample (as text and as a PNG), and saves the model as a preset.
+signatures, reports validation loss, then the exact-match and parse rates of
+the bodies it writes for held-out signatures beside those of a body of
+`pass`, prints some of them with their references, shows the denoising
+trajectory of one sample (as text and as a PNG), and saves the model as a
+preset. A few minutes of training on 2 CPU cores give a model that writes
+code-shaped text, not working code: the numbers say so.
 """
 
+import ast
 import json
 import os
 import random
+import tempfile
 import time
 
 import keras
@@ -47,18 +52,43 @@ def gpt2_backbone(size, vocabulary_size, sequence_length):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stop `fit()` once `seconds` of training have passed."""
+    """Stop `fit()` once `seconds` of training have passed, and say so."""
 
     def __init__(self, seconds):
         super().__init__()
         self.seconds = seconds
+        self.stopped = False
 
     def on_train_begin(self, logs=None):
         self.start = time.time()
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.time() - self.start > self.seconds:
+        if not self.stopped and time.time() - self.start > self.seconds:
             self.model.stop_training = True
+            self.stopped = True
+
+    def on_train_end(self, logs=None):
+        steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        why = f"the {self.seconds:g} s time budget" if self.stopped else "max_steps"
+        print(f"    stopped at {why}, after {steps} steps ({time.time() - self.start:.0f} s)")
+
+
+def _parses(code):
+    try:
+        ast.parse(code)
+        return True
+    except (SyntaxError, ValueError):
+        return False
+
+
+def body_scores(prompts, bodies, references):
+    """Exact match (%) and the share (%) of `signature + body` that parse."""
+    exact = [b.strip() == r.strip() for b, r in zip(bodies, references)]
+    parses = [_parses(p + b) for p, b in zip(prompts, bodies)]
+    return {
+        "exact_match": 100.0 * sum(exact) / len(exact),
+        "parses": 100.0 * sum(parses) / len(parses),
+    }
 
 
 def _continuations(texts, max_chars, limit, seed):
@@ -85,6 +115,27 @@ def _continuations(texts, max_chars, limit, seed):
     return pairs[:limit]
 
 
+def _check_output_dir(output_dir):
+    """Refuse, before any work, a folder that holds another run or cannot be
+    written."""
+    taken = [n for n in ("preset", "metrics.json", "trajectory.png")
+             if os.path.exists(os.path.join(output_dir, n))]
+    if taken:
+        raise ValueError(
+            f"{output_dir!r} already holds a quickstart run ({', '.join(taken)}). "
+            "Pass another `--output-dir`, or delete that folder to run again."
+        )
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"Cannot write to the output folder {output_dir!r} "
+            f"({error.strerror or error}). Pass a writable `--output-dir`."
+        ) from None
+
+
 def run_quickstart(
     output_dir="textdiff_runs/quickstart",
     size="tiny",
@@ -93,7 +144,8 @@ def run_quickstart(
     batch_size=32,
     sequence_length=64,
     vocabulary_size=2048,
-    num_prompts=4,
+    num_prompts=3,
+    num_scored=64,
     seed=0,
 ):
     """Train, evaluate, sample and save a small code diffusion model.
@@ -106,7 +158,8 @@ def run_quickstart(
         batch_size: training batch size.
         sequence_length: packed length of signature + body.
         vocabulary_size: size of the BPE vocabulary trained on the corpus.
-        num_prompts: how many held-out signatures to complete.
+        num_prompts: how many held-out completions to print.
+        num_scored: how many held-out signatures to complete and score.
         seed: seed for data order, initialization and sampling.
 
     Returns:
@@ -118,7 +171,7 @@ def run_quickstart(
         )
     if train_seconds <= 0 or max_steps < 1:
         raise ValueError("`train_seconds` and `max_steps` must be positive.")
-    os.makedirs(output_dir, exist_ok=True)
+    _check_output_dir(output_dir)
     keras.utils.set_random_seed(seed)
     clock = time.time()
 
@@ -167,11 +220,14 @@ def run_quickstart(
     )
     start = time.time()
     steps_per_epoch = min(100, max_steps)
+    # One line per 100 steps (no ETA: the time budget, not the epoch count,
+    # ends training).
     model.fit(
         train_ds,
         steps_per_epoch=steps_per_epoch,
         epochs=-(-max_steps // steps_per_epoch),
         callbacks=[TimeBudget(train_seconds)],
+        verbose=2,
     )
     train_time = time.time() - start
     steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
@@ -185,22 +241,32 @@ def run_quickstart(
         }
     ).batch(batch_size)
     metrics = model.evaluate(val_ds, return_dict=True, verbose=0)
-    print(
-        f"    validation loss {metrics['loss']:.3f} (L1 + L2), "
-        f"target-token accuracy {metrics['accuracy']:.3f}"
-    )
+    print(f"    validation loss {metrics['loss']:.3f} (L1 + L2)")
 
-    print("4/5 Completions for held-out signatures (10 steps, 8 samples):")
+    print(
+        f"4/5 Bodies for {len(held_out[:num_scored])} held-out signatures "
+        "(10 steps, best of 8), beside a body of `pass`:"
+    )
     model.compile(sampler=DiffusionSampler(seed=seed))
-    prompts = [p["prefix"] for p in held_out[:: max(1, len(held_out) // num_prompts)]]
-    prompts = prompts[:num_prompts]
-    model.generate(prompts[:1])  # compile once, so the timing below is decoding
+    scored = held_out[:num_scored]
+    prompts = [p["prefix"] for p in scored]
+    references = [p["target"] for p in scored]
+    model.generate(prompts[:batch_size])  # compile once: the timing is decoding
     start = time.time()
-    completions = model.generate(prompts)
+    bodies = []
+    for i in range(0, len(prompts), batch_size):
+        bodies += model.generate(prompts[i : i + batch_size], strip_prompt=True)
     latency = time.time() - start
-    for completion in completions:
+    scores = body_scores(prompts, bodies, references)
+    baseline = body_scores(prompts, ["    pass\n"] * len(prompts), references)
+    print(f"    {'':22}{'exact match':>12}{'parses':>9}")
+    for name, row in [("diffusion model", scores), ("`pass` (baseline)", baseline)]:
+        print(f"    {name:22}{row['exact_match']:11.1f}%{row['parses']:8.1f}%")
+    for prompt, body, reference in list(zip(prompts, bodies, references))[:num_prompts]:
         print("    " + "-" * 60)
-        print("    " + completion.rstrip().replace("\n", "\n    "))
+        print("    " + (prompt + body).rstrip().replace("\n", "\n    "))
+        print("    reference:")
+        print("    " + (prompt + reference).rstrip().replace("\n", "\n    "))
     print("    " + "-" * 60)
 
     print("5/5 Denoising trajectory of one sample:")
@@ -208,8 +274,11 @@ def run_quickstart(
     for step, text in enumerate(trajectory["texts"]):
         label = "start" if step == 0 else f"step {step:2d}"
         print(f"    {label:>7}: {text[:100]!r}")
+    # The picture shows the output and the position after it, not the
+    # padding that follows.
+    shown = len(model.preprocessor.tokenizer(trajectory["texts"][-1])) + 1
     picture = plot_denoising_trajectory(
-        trajectory["tokens"],
+        [row[:shown] for row in trajectory["tokens"]],
         os.path.join(output_dir, "trajectory.png"),
         title=f"Denoising {prompts[0].strip()!r}",
         caption=f"Output: {trajectory['texts'][-1]!r}",
@@ -223,16 +292,21 @@ def run_quickstart(
         "train_steps": int(steps),
         "train_seconds": round(train_time, 1),
         "validation_loss": float(metrics["loss"]),
-        "validation_accuracy": float(metrics["accuracy"]),
-        "generate_seconds_per_batch": round(latency, 3),
-        "generate_batch": len(prompts),
+        "held_out_signatures": len(prompts),
+        "exact_match": scores["exact_match"],
+        "parses": scores["parses"],
+        "baseline_pass_exact_match": baseline["exact_match"],
+        "baseline_pass_parses": baseline["parses"],
+        "generate_seconds": round(latency, 3),
         "total_seconds": round(time.time() - clock, 1),
         "preset": preset,
         "trajectory_png": picture,
         "backend": keras.config.backend(),
     }
-    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
+    path = os.path.join(output_dir, "metrics.json")
+    with open(path + ".tmp", "w") as f:  # Atomic: never half a file.
         json.dump(results, f, indent=2)
+    os.replace(path + ".tmp", path)
     print(
         f"Saved the model to {preset} (load it with "
         f"DiffusionDecoder.from_preset), the picture to {picture}."
