@@ -299,8 +299,9 @@ def score(task, predictions, test):
                 "chrf": metrics.chrf(predictions, references)}
     from keras_textdiff.data.tasks import mbpp_program
 
-    programs = [mbpp_program(e, code=p) for e, p in zip(test, predictions)]
-    passed = [r.passed for r in sandbox.run_many(programs, timeout=10.0)]
+    # The sandbox runs each assert itself, after the program (it cannot skip them).
+    programs, tests = zip(*[mbpp_program(e, code=p, split=True) for e, p in zip(test, predictions)])
+    passed = [r.passed for r in sandbox.run_many(list(programs), timeout=10.0, tests=list(tests))]
     return {"pass@1": 100.0 * float(np.mean(passed))}
 
 

@@ -372,23 +372,30 @@ def mbpp_prefix(text, tests):
     return "\n".join(lines) + "\n"
 
 
-def mbpp_program(example, code=None, challenge=False):
+def mbpp_program(example, code=None, challenge=False, split=False):
     """The Python program that checks `code` (default: the reference code).
 
     The order is `code`, then `setup_code`, then the asserts: tasks 367 and
     927 build objects in their setup code from a class that the solution
-    defines, so the setup cannot run first.
+    defines, so the setup cannot run first. With `split=True` this returns
+    `(program, tests)` instead: the code and setup, and the asserts, for
+    `sandbox.run_many(programs, tests=...)`, which runs each test itself.
 
     Example:
 
     >>> ex = {"reference_code": "def f():\\n  return 1", "setup_code": "",
     ...       "tests": ["assert f() == 1"]}
     >>> exec(mbpp_program(ex), {})
+    >>> mbpp_program(ex, split=True)
+    ('def f():\\n  return 1\\n', ['assert f() == 1'])
     """
     code = example["reference_code"] if code is None else code
     tests = example["challenge_tests"] if challenge else example["tests"]
-    parts = [code, example.get("setup_code", "")] + list(tests)
-    return "\n".join(part for part in parts if part) + "\n"
+    tests = [tests] if isinstance(tests, str) else list(tests)  # One assert, not its characters.
+    head = "\n".join(part for part in [code, example.get("setup_code", "")] if part) + "\n"
+    if split:
+        return head, [t for t in tests if t]
+    return "\n".join(part for part in [head.rstrip("\n")] + tests if part) + "\n"
 
 
 def load_mbpp(path, split):
