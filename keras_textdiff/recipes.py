@@ -15,11 +15,20 @@ A run lives in one output directory:
 Running the same command again resumes from the last checkpoint: the data
 pipeline is rebuilt and the batches already seen are skipped, so the resumed
 run sees the same batches with the same random draws and ends with the same
-weights as an uninterrupted one.
+weights as an uninterrupted one. Running it again after it finished keeps its
+`metrics.json`.
+
+Every recipe checks its arguments, its input files and its output directory
+before it loads, trains or writes anything, and creates the run directory
+only once the model and the data are ready: a run that fails on bad input
+leaves nothing behind, and the corrected command starts afresh.
 """
 
+import contextlib
 import glob
 import json
+import math
+import numbers
 import os
 import re
 
@@ -40,11 +49,46 @@ _CHECKPOINT = re.compile(r"step-(\d+)\.npz$")
 
 
 def _write_json(path, data):
+    """Write `data` to `path` atomically: whole, or not at all."""
     temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
+def _check_int(name, value, minimum, optional=False):
+    """Raise a `ValueError` naming `name` unless `value` is an int >= `minimum`."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(
+            f"`{name}` must be an int >= {minimum}"
+            f"{' (or None)' if optional else ''}. Received: {name}={value!r}"
+        )
+
+
+def _check_training_arguments(steps, batch_size, learning_rate, checkpoint_every, seed):
+    """The arguments every training recipe takes, checked before any work."""
+    _check_int("steps", steps, 1)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("checkpoint_every", checkpoint_every, 1)
+    _check_int("seed", seed, 0)
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, numbers.Real)
+        or not math.isfinite(learning_rate)
+        or learning_rate <= 0
+    ):
+        raise ValueError(
+            "`learning_rate` must be a finite number > 0 (e.g. 1e-3). "
+            f"Received: learning_rate={learning_rate!r}"
+        )
 
 
 class RunDirectory:
@@ -55,19 +99,38 @@ class RunDirectory:
         config: a JSON-serializable dict, the run's full configuration.
             Keys in `ignored_keys` may differ on resume (e.g. `"verbose"`).
         ignored_keys: configuration keys that do not change the result.
+        create: `False` only checks that `path` can hold this run (a
+            `ValueError` says why not) and writes nothing; `create()` then
+            makes it, once the run is ready to train.
     """
 
-    def __init__(self, path, config, ignored_keys=("verbose",)):
+    def __init__(self, path, config, ignored_keys=("verbose",), create=True):
         self.path = os.path.abspath(path)
         self.config = dict(config)
         self.ignored_keys = tuple(ignored_keys)
-        self._claim()
+        self._check()
+        if create:
+            self.create()
 
-    def _claim(self):
+    def _check(self):
+        """Raise a `ValueError` unless `path` can hold this run; write nothing."""
+        from keras_textdiff.presets import check_writable
+
+        if os.path.lexists(self.path) and not os.path.isdir(self.path):
+            raise ValueError(
+                f"{self.path!r} is a file. Pass the path of a new or empty "
+                "directory (or of this run's directory, to resume it)."
+            )
         config_path = os.path.join(self.path, CONFIG_FILE)
         if os.path.isfile(config_path):
-            with open(config_path) as f:
-                saved = json.load(f)
+            try:
+                with open(config_path, encoding="utf-8") as f:
+                    saved = json.load(f)
+            except ValueError as error:
+                raise ValueError(
+                    f"{config_path!r} is not valid JSON ({error}): the run "
+                    "directory is damaged. Pass a new output directory."
+                ) from None
             different = sorted(
                 key
                 for key in set(saved) | set(self.config)
@@ -84,14 +147,25 @@ class RunDirectory:
                     f"({details}). Pass a new output directory, or the same "
                     "arguments as that run to resume it."
                 )
-            return
-        if os.path.isdir(self.path) and os.listdir(self.path):
+        elif os.path.isdir(self.path) and os.listdir(self.path):
             raise ValueError(
                 f"{self.path!r} is not empty and holds no {CONFIG_FILE}: it is "
                 "not a keras_textdiff run. Pass a new or empty directory."
             )
+        check_writable(self.path)
+
+    def create(self):
+        """Make the directory (checked again) and write the configuration.
+
+        Also removes what a checkpoint write that was killed left behind.
+        """
+        self._check()
         os.makedirs(os.path.join(self.path, CHECKPOINT_DIR), exist_ok=True)
-        _write_json(config_path, self.config)
+        config_path = os.path.join(self.path, CONFIG_FILE)
+        if not os.path.isfile(config_path):
+            _write_json(config_path, self.config)
+        for temporary in glob.glob(os.path.join(self.path, CHECKPOINT_DIR, "*.tmp.npz")):
+            os.remove(temporary)
 
     # --- checkpoints ---
 
@@ -118,8 +192,13 @@ class RunDirectory:
         )
         path = os.path.join(self.path, CHECKPOINT_DIR, f"step-{step:08d}.npz")
         temporary = path + ".tmp.npz"
-        np.savez(temporary, **arrays)
-        os.replace(temporary, path)
+        try:
+            np.savez(temporary, **arrays)
+            os.replace(temporary, path)
+        except BaseException:  # A full disk, say: no half-written file stays.
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+            raise
         for _, old in self.checkpoints()[:-keep]:
             os.remove(old)
         return path
@@ -155,6 +234,15 @@ class RunDirectory:
     def write_metrics(self, metrics):
         _write_json(os.path.join(self.path, METRICS_FILE), metrics)
 
+    def read_metrics(self):
+        """The run's `metrics.json` as a dict; `{}` if it has none (or a damaged one)."""
+        try:
+            with open(os.path.join(self.path, METRICS_FILE), encoding="utf-8") as f:
+                metrics = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return metrics if isinstance(metrics, dict) else {}
+
 
 def train(
     model,
@@ -184,13 +272,15 @@ def train(
 
     Returns:
         A dict: `"steps"`, `"resumed_from"` and the last logs of `fit()`.
+        For a run that had already finished, the logs are those its
+        `metrics.json` kept.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` must be an int >= 1. Received: {steps!r}")
     checkpoint_every = max(1, min(int(checkpoint_every), steps))
     start = run.restore_latest(model)
     if start >= steps:
-        return {"steps": start, "resumed_from": start}
+        return {**run.read_metrics(), "steps": start, "resumed_from": start}
     if start:
         print(f"Resuming {run.path} from step {start}.")
     # One `fit()`, one pass of one iterator over `dataset` (seeded tf.data
@@ -246,19 +336,37 @@ class _Checkpoints(keras.callbacks.Callback):
 
 
 def load_model(preset):
-    """A `DiffusionDecoder` or an AR keras-hub `CausalLM` from a preset dir."""
+    """A `DiffusionDecoder` or an AR keras-hub `CausalLM` from a preset dir.
+
+    The preset's files are checked first (`presets.check_preset`): a
+    missing, truncated or corrupt one is reported by name.
+    """
     import keras_hub
 
-    from keras_textdiff.diffusion_decoder import DiffusionDecoder
-
-    task_config = os.path.join(os.fspath(preset), "task.json")
-    if os.path.isfile(task_config):
-        with open(task_config) as f:
-            if "DiffusionDecoder" in json.load(f).get("registered_name", ""):
-                return DiffusionDecoder.from_preset(preset)
+    import keras_textdiff
     from keras_textdiff.ar2diff import load_causal_lm
+    from keras_textdiff.diffusion_decoder import DiffusionDecoder
+    from keras_textdiff.presets import check_preset
 
-    model = load_causal_lm(os.fspath(preset))
+    keras_textdiff.load()  # Registers the classes a preset may name.
+    preset = os.fspath(preset)
+    check_preset(preset)
+    task_config = os.path.join(preset, "task.json")
+    try:
+        if os.path.isfile(task_config):
+            with open(task_config, encoding="utf-8") as f:
+                task = json.load(f)
+            if "DiffusionDecoder" in str(task.get("registered_name", "")):
+                return DiffusionDecoder.from_preset(preset)
+        model = load_causal_lm(preset)
+    except OSError as error:
+        if error.filename is not None:
+            raise  # It names the file (permission denied, say).
+        # h5py's errors do not ("Unable to synchronously open file").
+        raise ValueError(
+            f"The preset {preset!r} cannot be read ({error}). It is damaged: "
+            "save or copy it again."
+        ) from error
     if not isinstance(model, keras_hub.models.CausalLM):
         raise ValueError(f"{preset!r} holds no CausalLM.")
     return model
@@ -350,6 +458,13 @@ def _save(model, run):
     return save_preset(model, os.path.join(run.path, "preset"), overwrite=True)
 
 
+def _write_metrics(run, result, steps):
+    """Write `result` as the run's metrics, unless the run had finished before
+    this call: its `metrics.json` (loss, accuracy) is then kept as it is."""
+    if result["resumed_from"] < steps or not run.read_metrics():
+        run.write_metrics(result)
+
+
 def _dtype_policy_name():
     """The dtype policy models are built with (`keras.config.dtype_policy()`,
     set by `textdiff --dtype`); part of a run's configuration."""
@@ -404,8 +519,12 @@ def finetune(
     ```
     """
     from keras_textdiff.data import load_task
+    from keras_textdiff.presets import check_preset
 
     check_lora_rank(lora_rank)
+    _check_training_arguments(steps, batch_size, learning_rate, checkpoint_every, seed)
+    _check_int("sequence_length", sequence_length, 1, optional=True)
+    check_preset(preset)
     config = {
         "command": "finetune",
         "preset": os.path.abspath(preset) if os.path.isdir(preset) else preset,
@@ -424,7 +543,7 @@ def finetune(
         "distribution": describe_distribution(distribution),
     }
     examples = load_task(task, data, split)  # Bad names/files fail first.
-    run = RunDirectory(out_dir, config, ignored_keys=IGNORED_KEYS)
+    run = RunDirectory(out_dir, config, ignored_keys=IGNORED_KEYS, create=False)
     keras.utils.set_random_seed(seed)
     model = load_model(preset)
     if sequence_length is not None:
@@ -432,10 +551,11 @@ def finetune(
     _enable_lora(model, lora_rank)
     _compile(model, learning_rate)
     dataset = pair_dataset(model, examples, batch_size, seed)
+    run.create()
     result = train(model, dataset, steps, run, checkpoint_every, verbose=verbose)
     result["preset"] = _save(model, run)
     result["num_examples"] = len(examples)
-    run.write_metrics(result)
+    _write_metrics(run, result, steps)
     return result
 
 
@@ -446,19 +566,29 @@ def evaluate_preset(
 ):
     """Score a preset on a task split; write the metrics as JSON to `out`.
 
+    `limit`: score the first `limit` examples (an int >= 1; `None`: all).
     `decoding`: `DiffusionSampler` arguments that replace the preset's own
-    sampler's (e.g. `{"strategy": "threshold", "num_steps": 32}`); checked
-    before the model loads.
+    sampler's (e.g. `{"strategy": "threshold", "num_steps": 32}`). Every
+    argument, the preset's files and `out` (a file in an existing, writable
+    directory) are checked before the model loads.
     """
     from keras_textdiff.data import load_task
     from keras_textdiff.evaluation import evaluate
+    from keras_textdiff.evaluation.evaluate import check_arguments
+    from keras_textdiff.presets import check_output_file
+    from keras_textdiff.presets import check_preset
     from keras_textdiff.samplers.diffusion_sampler import DiffusionSampler
 
+    _check_int("limit", limit, 1, optional=True)
     if decoding:
         DiffusionSampler(**decoding)  # Bad options fail here, before any work.
+    if out is not None:
+        check_output_file(out)
+    check_preset(preset)
     examples = load_task(task, data, split)
-    if limit:
+    if limit is not None:
         examples = examples[:limit]
+    check_arguments(examples, task, **kwargs)
     model = load_model(preset)
     if not is_diffusion(model):
         if decoding:
@@ -473,7 +603,7 @@ def evaluate_preset(
     result = evaluate(model, examples, task, **kwargs)
     summary = {k: v for k, v in result.items() if k != "predictions"}
     summary.update({"preset": preset, "task": task, "split": split})
-    if out:
+    if out is not None:
         _write_json(os.path.abspath(out), {**summary, "predictions": result["predictions"]})
     return summary
 
@@ -514,16 +644,18 @@ def _abs(path):
 def _train_on_texts(
     model, texts, run, steps, batch_size, learning_rate, checkpoint_every, seed, verbose
 ):
-    """Compile, train on a raw-text corpus in `run`, save, write metrics."""
+    """Compile, train on a raw-text corpus in `run` (created here), save,
+    write metrics."""
     from keras_textdiff.data import text_dataset
 
     _compile(model, learning_rate)
     dataset = text_dataset(
         texts, model.preprocessor, batch_size, seed=seed, repeat=True, verbose=False
     )
+    run.create()
     result = train(model, dataset, steps, run, checkpoint_every, verbose=verbose)
     result.update({"preset": _save(model, run), "num_texts": len(texts)})
-    run.write_metrics(result)
+    _write_metrics(run, result, steps)
     return result
 
 
@@ -559,6 +691,7 @@ def adapt_run(
     ```
     """
     from keras_textdiff.ar2diff import AR2DiffConverter
+    from keras_textdiff.presets import check_preset
 
     converter = converter or AR2DiffConverter()
     if check_lora_rank(lora_rank) is not None and converter.lora_rank is not None:
@@ -567,6 +700,8 @@ def adapt_run(
             f"Received: lora_rank={lora_rank!r} and "
             f"converter.lora_rank={converter.lora_rank!r}."
         )
+    _check_training_arguments(steps, batch_size, learning_rate, checkpoint_every, seed)
+    check_preset(preset)
     config = {
         "command": "adapt",
         "preset": _abs(preset),
@@ -585,7 +720,7 @@ def adapt_run(
         "distribution": describe_distribution(distribution),
     }
     texts = read_corpus(corpus)
-    run = RunDirectory(out_dir, config, ignored_keys=IGNORED_KEYS)
+    run = RunDirectory(out_dir, config, ignored_keys=IGNORED_KEYS, create=False)
     keras.utils.set_random_seed(seed)
     model = load_model(preset)
     if not is_diffusion(model):
@@ -636,6 +771,17 @@ def pretrain(
         raise ValueError(f"`objective` must be 'diffusion' or 'ar'. Received: {objective!r}")
     if size not in MODEL_SIZES:
         raise ValueError(f"`size` must be one of {sorted(MODEL_SIZES)}. Received: {size!r}")
+    _check_training_arguments(steps, batch_size, learning_rate, checkpoint_every, seed)
+    _check_int("sequence_length", sequence_length, 1)
+    _check_int("max_sequence_length", max_sequence_length, 1, optional=True)
+    # 256 bytes, the two special tokens below, and at least one merge.
+    _check_int("vocabulary_size", vocabulary_size, 259)
+    positions = max_sequence_length or sequence_length
+    if positions < sequence_length:
+        raise ValueError(
+            f"`max_sequence_length` ({positions}) must be >= `sequence_length` "
+            f"({sequence_length})."
+        )
     config = {
         "command": "pretrain",
         "objective": objective,
@@ -654,7 +800,7 @@ def pretrain(
         "distribution": describe_distribution(distribution),
     }
     texts = read_corpus(corpus)
-    run = RunDirectory(out_dir, config, ignored_keys=IGNORED_KEYS)
+    run = RunDirectory(out_dir, config, ignored_keys=IGNORED_KEYS, create=False)
     keras.utils.set_random_seed(seed)
     # keras-hub's GPT-2 tokenizer pads with id 0, and its `generate()` stops
     # at once if padding equals the end token: id 0 is a padding token.
@@ -663,12 +809,6 @@ def pretrain(
         vocabulary_size=vocabulary_size,
         special_tokens=("<|padding|>", "<|endoftext|>"),
     )
-    positions = max_sequence_length or sequence_length
-    if positions < sequence_length:
-        raise ValueError(
-            f"`max_sequence_length` ({positions}) must be >= `sequence_length` "
-            f"({sequence_length})."
-        )
     backbone = gpt2_backbone(size, tokenizer.vocabulary_size(), positions)
     if objective == "diffusion":
         model = DiffusionDecoder(

@@ -163,12 +163,7 @@ def test_bad_lora_rank_and_dtype_fail_before_any_work(tmp_path, capsys):
             if command == "pretrain" and flag == "--lora-rank":
                 continue
             for value in values:
-                try:
-                    main(base + [flag, value])
-                except SystemExit as exit:
-                    assert exit.code == 2
-                else:
-                    raise AssertionError(f"{command} {flag} {value} was accepted")
+                assert main(base + [flag, value]) == 2, f"{command} {flag} {value} was accepted"
                 error = capsys.readouterr().err.strip().splitlines()[-1]
                 assert flag in error and repr(value) in error, error
                 assert ("int >= 1" if flag == "--lora-rank" else "mixed_bfloat16") in error

@@ -12,6 +12,9 @@ Example (a stub model that always answers "Paris"):
 (100.0, 100.0, ['Paris'])
 """
 
+import math
+import numbers
+
 import keras
 import keras_hub
 
@@ -30,7 +33,48 @@ _REQUIRED_KEYS = {
 _CODE_TASKS = ("mbpp", "humaneval")
 
 
-def _check_arguments(examples, task, batch_size, num_samples, k):
+def _check_positive_int(name, value, optional=False):
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(
+            f"`{name}` must be an int >= 1{' (or None)' if optional else ''}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def _check_prompts(prompts):
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, (list, tuple)):
+        raise ValueError(
+            f"`prompts` must be a list of strings. Received: {type(prompts).__name__} "
+            f"{prompts!r:.80}"
+        )
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise ValueError(
+                f"`prompts[{i}]` must be a string. Received: "
+                f"{type(prompt).__name__} {prompt!r:.80}"
+            )
+
+
+def check_arguments(
+    examples,
+    task,
+    *,
+    batch_size=8,
+    max_length=None,
+    num_samples=1,
+    k=(1,),
+    sampler=None,
+    timeout=10.0,
+    max_workers=2,
+    verbose=1,
+):
+    """Check `evaluate`'s arguments (all but the model), before any work.
+
+    Raises a `ValueError` naming the first bad one; returns the k's of
+    pass@k as a tuple. `evaluate_preset` calls it before loading the model.
+    """
     if task not in TASKS:
         raise ValueError(
             f"Unknown `task` {task!r}. Known tasks: {', '.join(TASKS)}."
@@ -51,10 +95,24 @@ def _check_arguments(examples, task, batch_size, num_samples, k):
                 f"`examples[{i}]` lacks {missing} needed by task={task!r} "
                 f"(needs {list(_REQUIRED_KEYS[task])}). Keys: {sorted(example)}"
             )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be an int >= 1. Received: {batch_size!r}")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"`num_samples` must be an int >= 1. Received: {num_samples!r}")
+        if not isinstance(example["prefix"], str):
+            raise ValueError(
+                f"`examples[{i}]['prefix']` must be a string (the prompt). "
+                f"Received: {type(example['prefix']).__name__} {example['prefix']!r:.80}"
+            )
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("max_length", max_length, optional=True)
+    _check_positive_int("num_samples", num_samples)
+    _check_positive_int("max_workers", max_workers)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, numbers.Real)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValueError(
+            f"`timeout` must be a finite number of seconds > 0. Received: timeout={timeout!r}"
+        )
     ks = (k,) if isinstance(k, int) else tuple(k)
     if task in _CODE_TASKS:
         if not ks:
@@ -183,7 +241,10 @@ def generate_predictions(
     and no end token is left in the text), or any object
     whose `generate(prompts)` returns continuations. A given `sampler` is
     used for this call only; the model's own is restored afterwards.
+    `prompts` must be a list of strings.
     """
+    _check_prompts(prompts)
+    _check_positive_int("batch_size", batch_size)
     if isinstance(model, DiffusionDecoder):
         kind = "diffusion"
     elif isinstance(model, keras_hub.models.CausalLM):
@@ -306,7 +367,11 @@ def evaluate(
     >>> evaluate(Stub(), examples, "mbpp", verbose=0)["pass@1"]
     100.0
     """
-    ks = _check_arguments(examples, task, batch_size, num_samples, k)
+    ks = check_arguments(
+        examples, task, batch_size=batch_size, max_length=max_length,
+        num_samples=num_samples, k=k, sampler=sampler, timeout=timeout,
+        max_workers=max_workers, verbose=verbose,
+    )
     examples = list(examples)
     prompts = [example["prefix"] for example in examples for _ in range(num_samples)]
     flat = generate_predictions(
