@@ -19,6 +19,19 @@ def letter_tokenizer():
     )
 
 
+def ar_letter_tokenizer():
+    """The letter tokenizer with its end token last, for keras-hub CausalLMs.
+
+    `GPT2Tokenizer` pads with id 0, and keras-hub's samplers stop once every
+    row holds a stop id after its prompt: with the end token at id 0, the
+    padding counts, and an AR model generates nothing at all.
+    """
+    tokens = list(LETTERS) + ["Ġ", "Ġa", "<|endoftext|>"]
+    return keras_hub.tokenizers.GPT2Tokenizer(
+        vocabulary={token: i for i, token in enumerate(tokens)}, merges=["Ġ a"]
+    )
+
+
 def gpt2_backbone(vocabulary_size, hidden_dim=16, sequence_length=16):
     return keras_hub.models.GPT2Backbone(
         vocabulary_size=vocabulary_size,

@@ -31,6 +31,10 @@ class Slow(keras.callbacks.Callback):
         time.sleep(self.seconds)
 
 
+def save_variables(model, path):
+    np.savez(path, *[keras.ops.convert_to_numpy(v) for v in model.variables])
+
+
 def main(out_dir, seconds):
     keras.utils.set_random_seed(0)
     tokenizer = letter_tokenizer()
@@ -41,11 +45,9 @@ def main(out_dir, seconds):
     # Raw text: shuffled (stateless, seeded) and split at random points.
     dataset = text_dataset(texts, preprocessor, 4, seed=2, repeat=True, verbose=False)
     run = RunDirectory(out_dir, {"steps": STEPS, "checkpoint_every": EVERY})
+    save_variables(model, os.path.join(out_dir, "initial.npz"))
     result = train(model, dataset, STEPS, run, EVERY, callbacks=[Slow(seconds)], verbose=0)
-    np.savez(
-        os.path.join(out_dir, "final.npz"),
-        *[keras.ops.convert_to_numpy(v) for v in model.variables],
-    )
+    save_variables(model, os.path.join(out_dir, "final.npz"))
     run.write_metrics(result)
 
 

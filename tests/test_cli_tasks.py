@@ -6,9 +6,11 @@ import keras_hub
 import pytest
 
 import keras_textdiff as ktd
+from conftest import ar_letter_tokenizer
 from conftest import gpt2_backbone
 from conftest import letter_tokenizer
 from keras_textdiff.cli import main
+from keras_textdiff.recipes import load_model
 
 PAIRS = [("cat", "chat"), ("dog", "chien"), ("bird", "oiseau"), ("fish", "poisson")]
 
@@ -27,12 +29,13 @@ def diffusion_preset(path):
         gpt2_backbone(tokenizer.vocabulary_size()),
         ktd.DiffusionPreprocessor(tokenizer, 16),
     )
+    model.compile(sampler=ktd.DiffusionSampler(seed=0))  # `generate` is reproducible.
     model.save_to_preset(str(path))
     return str(path)
 
 
 def ar_preset(path):
-    tokenizer = letter_tokenizer()
+    tokenizer = ar_letter_tokenizer()
     model = keras_hub.models.GPT2CausalLM(
         gpt2_backbone(tokenizer.vocabulary_size()),
         keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length=16),
@@ -67,8 +70,21 @@ def test_finetune_evaluate_generate(tmp_path, capsys):
         result = json.loads(scores.read_text())
         assert {"bleu", "chrf", "num_examples", "predictions"} <= set(result)
         assert result["num_examples"] == 4 and len(result["predictions"]) == 4
-        assert main(["generate", "--preset", str(run / "preset"), "cat", "--max-length", "12"]) == 0
-        assert "cat" in capsys.readouterr().out
+        capsys.readouterr()
+        prompts = ["cat", "dog", "bird"]
+        assert main(["generate", "--preset", str(run / "preset"), *prompts, "--max-length", "12"]) == 0
+        printed = capsys.readouterr().out
+        # Each prompt and the completion the Python API gives for the same
+        # preset: the preset's seeded diffusion sampler on the same batch, or
+        # keras-hub's greedy decoding up to the end token.
+        model = load_model(str(run / "preset"))
+        if kind == "diffusion":
+            completions = model.generate(prompts, max_length=12, strip_prompt=True)
+        else:
+            model.compile(sampler="greedy")
+            completions = [model.generate(p, max_length=12, strip_prompt=True) for p in prompts]
+        assert any(completions), f"{kind}: only the prompts would be printed"
+        assert printed == "".join(f"{p}{c}\n{'-' * 40}\n" for p, c in zip(prompts, completions))
 
 
 def test_bad_task_input(tmp_path, capsys):

@@ -117,8 +117,25 @@ def test_fit_evaluate_and_generate(backbone_fn):
     history = model.fit({"prefix": words, "target": words}, batch_size=8, epochs=2, verbose=0)
     assert set(history.history) == {"loss", "accuracy"}
     assert np.isfinite(history.history["loss"]).all()
-    metrics = model.evaluate({"prefix": words, "target": words}, batch_size=8, verbose=0, return_dict=True)
-    assert 0.0 <= metrics["accuracy"] <= 1.0
+    # `accuracy` is the first pass's argmax on the corrupted target tokens:
+    # with the noise fixed, numpy computes it from the model's logits.
+    pairs = {"prefix": words, "target": words}
+    x = packed_batch(model, pairs)
+    clean, target = x["token_ids"], x["target_mask"]
+    rng = np.random.default_rng(0)
+    corrupted = target & (rng.random(clean.shape) < 0.5)
+    noisy = np.where(corrupted, rng.integers(0, 29, clean.shape), clean).astype("int32")
+    noise = model.noise
+    rate = np.full((len(words), 1), 0.5, "float32")
+    model.noise = _fixed_noise(ktd.UniformNoise, noisy, corrupted, rate)()
+    metrics = model.evaluate(pairs, batch_size=len(words), verbose=0, return_dict=True)
+    model.noise = noise
+    logits = ops.convert_to_numpy(model({"token_ids": noisy, "padding_mask": x["padding_mask"]}))
+    hits = logits.argmax(-1) == clean
+    assert metrics["accuracy"] == pytest.approx(hits[corrupted].mean(), abs=1e-6)
+    # Not the accuracy over the whole target region: the two differ here, so
+    # the check above tells them apart.
+    assert hits[target].mean() != pytest.approx(hits[corrupted].mean(), abs=1e-4)
     model.compile(sampler=ktd.DiffusionSampler(num_steps=3, num_samples=2, seed=1))
     out = model.generate(["abc", "de"], max_length=SEQUENCE_LENGTH)
     assert len(out) == 2 and out[0].startswith("abc") and out[1].startswith("de")
@@ -132,6 +149,7 @@ def test_fit_evaluate_and_generate(backbone_fn):
 
 def test_generate_is_seeded_and_num_steps_does_not_recompile():
     model = make_model()
+    x = model.preprocessor.generate_preprocess(["ab", "cd"])
     traces = []
     original = model.generate_step
 
@@ -139,29 +157,79 @@ def test_generate_is_seeded_and_num_steps_does_not_recompile():
         traces.append(1)
         return original(*args, **kwargs)
 
-    model.generate_step = counting_generate_step
-    outs = []
-    for num_steps in (2, 5, 2):
-        model.compile(sampler=ktd.DiffusionSampler(seed=4))
+    def sampler(**kwargs):  # A fresh sampler: its random stream restarts.
+        model.compile(sampler=ktd.DiffusionSampler(seed=4, num_samples=2, **kwargs))
         model.generate_step = counting_generate_step
         traces.clear()
-        first = model.generate(["ab", "cd"], num_steps=num_steps)
-        second = model.generate(["ab", "cd"], num_steps=num_steps + 1)
-        third = model.generate(["ab", "cd"], num_steps=num_steps + 3)
-        assert len(traces) == 1, "changing num_steps recompiled generate()"
-        outs.append(first)
-    assert outs[0] == outs[2]  # same seed and steps: same output
+
+    sampler()
+    outs = {num_steps: model.generate(x, num_steps=num_steps) for num_steps in (2, 5, 3)}
+    for num_steps, out in outs.items():
+        # The default strategy runs the model once per step, no more, no less.
+        np.testing.assert_array_equal(out["num_forward_passes"], [num_steps] * 2)
+    assert model.generate(x)["num_forward_passes"].tolist() == [10, 10]  # The sampler's.
+    assert len(traces) == 1, "changing num_steps recompiled generate()"
+
+    # Seeded: the same seed and steps decode the same tokens, another seed others.
+    first = outs[2]["token_ids"]
+    sampler()
+    np.testing.assert_array_equal(model.generate(x, num_steps=2)["token_ids"], first)
+    model.compile(sampler=ktd.DiffusionSampler(seed=5, num_samples=2))
+    assert (model.generate(x, num_steps=2)["token_ids"] != first).any()
+    # `num_steps=5` for one call decodes as a sampler made with 5 steps does.
+    sampler()
+    five = model.generate(x, num_steps=5)["token_ids"]
+    sampler(num_steps=5)
+    out = model.generate(x)
+    np.testing.assert_array_equal(out["token_ids"], five)
+    np.testing.assert_array_equal(out["num_forward_passes"], [5, 5])
+
+
+def candidate_scores(model, token_ids, padding_mask, target_mask):
+    """Best-of-N's score, in numpy: each row's mean cross-entropy of its own
+    target tokens under the logits the model computes from them."""
+    logits = ops.convert_to_numpy(model({"token_ids": token_ids, "padding_mask": padding_mask}))
+    log_probs = np.take_along_axis(np_log_softmax(logits), token_ids[..., None], -1)[..., 0]
+    return -(log_probs * target_mask).sum(-1) / target_mask.sum(-1)
 
 
 def test_best_candidate_has_the_lowest_score():
     model = make_model()
-    sampler = ktd.DiffusionSampler(num_steps=2, num_samples=4, seed=0)
-    x = model.preprocessor.generate_preprocess(["ab"])
+    n, num_steps = 4, 2
+    x = {k: ops.convert_to_numpy(v) for k, v in model.preprocessor.generate_preprocess(["ab"]).items()}
+    rows = {k: np.repeat(v, n, axis=0) for k, v in x.items()}
+
+    # The sampler scores each candidate by the last step's input tokens.
+    sampler = ktd.DiffusionSampler(num_steps=num_steps, num_samples=n, seed=0)
     logits_fn = lambda ids: model.logits(ids, ops.ones_like(ids, "bool"))
-    repeat = lambda t: ops.repeat(t, 4, axis=0)
-    _, scores, _ = sampler(logits_fn, repeat(x["token_ids"]), repeat(x["target_mask"]), 29, model=model)
-    scores = ops.convert_to_numpy(scores)
-    assert scores.shape == (4,) and np.ptp(scores) > 0
+    _, scores, _, states, _ = sampler(
+        logits_fn, rows["token_ids"], rows["target_mask"], 29, model=model,
+        record=num_steps + 1,
+    )
+    last_input = ops.convert_to_numpy(states)[num_steps - 1]
+    expected = candidate_scores(model, last_input, rows["padding_mask"], rows["target_mask"])
+    np.testing.assert_allclose(ops.convert_to_numpy(scores), expected, rtol=1e-5)
+
+    # `generate` returns the candidate of lowest score. The candidates are the
+    # rows of one batch of `n` copies of the prompt: with the same seed, one
+    # sample per copy decodes the same `n` candidates, states recorded.
+    model.compile(sampler=ktd.DiffusionSampler(num_steps=num_steps, num_samples=n, seed=1))
+    best = model.generate(x)["token_ids"][0]
+    model.compile(sampler=ktd.DiffusionSampler(num_steps=num_steps, num_samples=1, seed=1))
+    decoded = model.generate(dict(rows, record=np.zeros((num_steps + 1,), "int32")))
+    candidates = decoded["token_ids"]
+    np.testing.assert_array_equal(decoded["states"][:, num_steps], candidates)
+    scores = candidate_scores(
+        model, decoded["states"][:, num_steps - 1], rows["padding_mask"], rows["target_mask"]
+    )
+    assert len({c.tobytes() for c in candidates}) == n  # n different candidates
+    assert any((best == c).all() for c in candidates), "not the same candidates"
+    # Seed 1 puts the best in neither the first nor the last row (a decoder
+    # that returned either would pass), its score apart from the runner-up's
+    # by far more than float32 rounding.
+    assert scores.argmin() not in (0, n - 1), f"pick another seed: scores {scores}"
+    assert np.sort(scores)[1] - scores.min() > 1e-3, f"pick another seed: scores {scores}"
+    np.testing.assert_array_equal(best, candidates[scores.argmin()])
 
 
 def test_keras_and_preset_round_trips(tmp_path):

@@ -35,15 +35,45 @@ def test_noise_never_touches_prefix_and_rate_is_uniform():
     assert noisy.max() > vocabulary_size * 0.99
 
 
-def test_noise_is_seeded_and_the_seed_matters():
-    token_ids = np.arange(64, dtype="int32").reshape(4, 16)
-    mask = np.ones((4, 16), bool)
+@pytest.mark.parametrize(
+    "make", [lambda seed: UniformNoise(seed=seed), lambda seed: MaskNoise(99, seed=seed)],
+    ids=["uniform", "mask"],
+)
+def test_noise_is_seeded_and_the_seed_matters(make):
+    batch, length, prefix = 8, 1000, 100
+    token_ids = np.tile(np.arange(length, dtype="int32") % 50, (batch, 1))
+    target_mask = np.broadcast_to(np.arange(length) >= prefix, (batch, length))
 
-    def draw(seed):
-        return ops.convert_to_numpy(UniformNoise(seed=seed)(token_ids, mask, vocabulary_size=50)[0])
+    def stream(noise, calls=3):
+        """`calls` successive draws of one layer: `(noisy, corrupted, rate)`."""
+        return [
+            [ops.convert_to_numpy(t) for t in noise(token_ids, target_mask, vocabulary_size=50)]
+            for _ in range(calls)
+        ]
 
-    np.testing.assert_array_equal(draw(7), draw(7))
-    assert (draw(7) != draw(8)).any()
+    noise = make(7)
+    rebuilt = type(noise).from_config(noise.get_config())  # A saved model's noise.
+    first = stream(noise)
+    # The same seed, the same stream: every draw of every call.
+    for again in (stream(make(7)), stream(rebuilt)):
+        for draw, same in zip(first, again):
+            for a, b in zip(draw, same):
+                np.testing.assert_array_equal(a, b)
+    # A stream, not one draw repeated: each training step gets new noise.
+    for a, b in zip(first, first[1:]):
+        assert (a[1] != b[1]).any() and (a[2] != b[2]).all()
+    # Another seed, another stream.
+    for a, b in zip(first, stream(make(8))):
+        assert (a[1] != b[1]).any() and (a[2] != b[2]).all()
+
+    # Each draw is the corruption the layer claims: target positions only,
+    # each example at its own rate, the rest untouched.
+    for noisy, corrupted, rate in first:
+        assert rate.shape == (batch, 1) and ((rate > 0) & (rate < 1)).all()
+        assert not corrupted[:, :prefix].any()
+        np.testing.assert_array_equal(noisy[~corrupted], token_ids[~corrupted])
+        # 900 target tokens per example: the fraction's std is <= 0.017.
+        np.testing.assert_allclose(corrupted[:, prefix:].mean(axis=1), rate[:, 0], atol=0.07)
 
 
 def test_mask_noise_masks_exactly_the_corrupted_target_positions():

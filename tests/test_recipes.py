@@ -49,12 +49,15 @@ def test_kill_and_resume_gives_the_same_weights(tmp_path):
     run_script(interrupted, 0.0)  # The same command again: resumes at 4.
     metrics = json.loads((interrupted / "metrics.json").read_text())
     assert metrics["resumed_from"] == 4 and metrics["steps"] == 12
-    with np.load(uninterrupted / "final.npz") as a, np.load(interrupted / "final.npz") as b:
-        assert len(a.files) == len(b.files) > 10
+    with np.load(uninterrupted / "initial.npz") as initial, \
+            np.load(uninterrupted / "final.npz") as a, np.load(interrupted / "final.npz") as b:
+        assert len(initial.files) == len(a.files) == len(b.files) > 10
+        # Training did change the weights (the comparison is not vacuous):
+        # all but a few (the attention's key biases, which softmax ignores).
+        changed = [k for k in a.files if np.abs(a[k] - initial[k]).max() > 1e-4]
+        assert len(changed) > 0.8 * len(a.files), f"only {changed} changed"
         for key in a.files:
             np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-6)
-    # Training did change the weights (the comparison is not vacuous).
-    assert (tmp_path / "uninterrupted" / "logs").is_dir()
 
 
 def test_a_directory_of_another_run_is_refused(tmp_path):

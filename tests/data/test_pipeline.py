@@ -31,6 +31,19 @@ def _first_tokens(dataset):
     return [x["token_ids"].numpy()[:, 1].tolist() for x, *_ in dataset]
 
 
+def _ids(text):
+    """The letter tokenizer's ids, independently: a..z are 1..26."""
+    return [LETTERS.index(c) + 1 for c in text]
+
+
+def _packed(prefix, target):
+    """`[start] prefix [end] target [end]`, padded; end = pad = start = 0."""
+    ids = [0] + _ids(prefix) + [0] + _ids(target) + [0]
+    ids += [0] * (SEQUENCE_LENGTH - len(ids))
+    target_mask = [i >= len(prefix) + 2 for i in range(SEQUENCE_LENGTH)]
+    return tuple(ids), tuple(target_mask)
+
+
 def test_to_dataset_shapes_and_values(preprocessor):
     dataset = to_dataset(_examples(10), preprocessor, batch_size=4, shuffle=False)
     x_spec, y_spec, w_spec = dataset.element_spec
@@ -48,7 +61,14 @@ def test_to_dataset_shapes_and_values(preprocessor):
     # [start] a [end] a b [end] [pad]...: letter ids are 1..26, end = pad = 0.
     assert y.numpy()[0].tolist() == [0, 1, 0, 1, 2, 0] + [0] * 6
     assert x["target_mask"].numpy()[0].tolist() == [False] * 3 + [True] * 9
-    assert _first_tokens(dataset) == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
+    # Every row, in order, is its example packed.
+    rows = [
+        (tuple(ids), tuple(mask))
+        for x, _, _ in batches
+        for ids, mask in zip(x["token_ids"].numpy().tolist(), x["target_mask"].numpy().tolist())
+    ]
+    assert rows == [_packed(e["prefix"], e["target"]) for e in _examples(10)]
+    assert all(np.asarray(x["padding_mask"]).all() for x, _, _ in batches)
     # The same as packing the pairs directly.
     direct, _, _ = preprocessor({"prefix": ["a", "b"], "target": ["ab", "ab"]})
     np.testing.assert_array_equal(y.numpy()[:2], direct["token_ids"])
@@ -105,25 +125,48 @@ def test_to_dataset_bad_inputs(preprocessor):
 def test_text_dataset(preprocessor, capsys):
     # Building and iterating a pipeline with the tokenizer inside costs a few
     # seconds, so this test builds only two.
-    texts = [LETTERS[i] * (3 + i) for i in range(10)] + [""]
+    # Runs of distinct letters; the last three longer than the 9 tokens that
+    # fit (12 - start - end - end), so they are cropped to a window.
+    texts = [LETTERS[i : 2 * i + 3] for i in range(7)]
+    texts += [LETTERS[:10], LETTERS[10:21], LETTERS[:12][::-1], ""]
+    # Every packing the docstring allows, independently: a window of
+    # min(len, 9) consecutive tokens at any offset, split at any token with
+    # both parts non-empty.
+    packings = {}
+    for index, text in enumerate(texts[:-1]):
+        width = min(len(text), 9)
+        for offset in range(len(text) - width + 1):
+            for k in range(1, width):
+                key = _packed(text[offset : offset + k], text[offset + k : offset + width])
+                assert packings.setdefault(key, index) == index  # Unambiguous.
+
+    def texts_of(batches):
+        """Each row's text (by its packing, which must be one of those)."""
+        found = []
+        for x, y, weights in batches:
+            np.testing.assert_array_equal(x["token_ids"], y)
+            np.testing.assert_array_equal(weights, np.asarray(x["target_mask"], "float32"))
+            assert np.asarray(x["padding_mask"]).all()
+            for ids, mask in zip(y.numpy().tolist(), x["target_mask"].numpy().tolist()):
+                assert (tuple(ids), tuple(mask)) in packings, (ids, mask)
+                found.append((packings[tuple(ids), tuple(mask)], tuple(ids)))
+        return found
+
     dataset = text_dataset(texts, preprocessor, batch_size=4, seed=0)
     assert "dropped 1 empty texts" in capsys.readouterr().out
     batches = list(dataset)
     assert [len(y) for _, y, _ in batches] == [4, 4, 2]
-    x, y, weights = batches[0]
-    np.testing.assert_array_equal(weights, np.asarray(x["target_mask"], "float32"))
-    assert y.shape == (4, SEQUENCE_LENGTH) and y.dtype == tf.int32
-    np.testing.assert_array_equal(x["token_ids"], y)
-    # Every row: [start], a non-empty prefix, [end], then the target region.
-    assert x["target_mask"].numpy()[:, :3].sum() == 0
-    # The first prefix token identifies the text whatever the random split:
-    # every text once per pass, in an order that changes with the seed.
-    first = [t for x, *_ in batches for t in x["token_ids"].numpy()[:, 1]]
-    assert sorted(first) == list(range(1, 11))
+    assert batches[0][1].dtype == tf.int32
+    # Every text once per pass, in an order that changes with the seed.
+    first = [index for index, _ in texts_of(batches)]
+    assert sorted(first) == list(range(10))
     other = text_dataset(texts, preprocessor, 5, seed=1, repeat=True, verbose=False)
-    epochs = sum(_first_tokens(other.take(4)), [])
-    assert sorted(epochs[:10]) == sorted(epochs[10:]) == list(range(1, 11))
-    assert epochs[:10] != first and epochs[10:] != epochs[:10]
+    epochs = texts_of(other.take(4))
+    order = [index for index, _ in epochs]
+    assert sorted(order[:10]) == sorted(order[10:]) == list(range(10))
+    assert order[:10] != first and order[10:] != order[:10]
+    # A text gets a new random split (and window) each time it is seen.
+    assert {text: ids for text, ids in epochs[:10]} != {text: ids for text, ids in epochs[10:]}
     with pytest.raises(ValueError, match="list of strings"):
         text_dataset("abc", preprocessor, 4)
     with pytest.raises(ValueError, match=r"texts\[1\]"):

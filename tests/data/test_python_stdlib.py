@@ -1,9 +1,9 @@
 import ast
 import hashlib
+import os
 
 import pytest
 
-from keras_textdiff.data import python_stdlib
 from keras_textdiff.data.python_stdlib import extract_functions
 from keras_textdiff.data.python_stdlib import load_python_stdlib
 from keras_textdiff.data.python_stdlib import split_modules
@@ -238,4 +238,14 @@ def test_real_stdlib_validation_split():
     assert set(data["modules"]) <= set(validation)
     for text in data["texts"][:20]:
         ast.parse(text)
-    assert python_stdlib.stdlib_directory() == stdlib_directory()
+    # They are the running interpreter's own library, where `os` was loaded
+    # from: each text is its module's file there, read with universal
+    # newlines.
+    root = stdlib_directory()
+    assert os.path.samefile(root, os.path.dirname(os.__file__))
+    assert os.path.isfile(os.path.join(root, "os.py"))
+    for name, text in zip(data["modules"], data["texts"]):
+        path = os.path.join(root, *name.split("."))
+        path = path + ".py" if os.path.isfile(path + ".py") else os.path.join(path, "__init__.py")
+        with open(path, encoding="utf-8") as file:
+            assert text == file.read(), name

@@ -1,7 +1,12 @@
+import collections
+import re
+import string
+
 import keras_hub
 import pytest
 
 import keras_textdiff as ktd
+from conftest import ar_letter_tokenizer
 from conftest import gpt2_backbone
 from conftest import letter_tokenizer
 from keras_textdiff.evaluation import evaluate
@@ -120,8 +125,27 @@ def test_strip_prompt():
     assert strip_prompt("ab cdef", "ab x") == "cdef"  # longest common prefix
 
 
+def squad_scores(predictions, answers):
+    """SQuAD v1.1 exact match and F1 in percent, written out from the
+    official evaluate-v1.1.py: normalize (lowercase, no punctuation, no
+    articles, single spaces), best over each example's answers."""
+
+    def normalize(text):
+        text = "".join(c for c in text.lower() if c not in string.punctuation)
+        return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+    def f1(prediction, answer):
+        p, a = normalize(prediction).split(), normalize(answer).split()
+        same = sum((collections.Counter(p) & collections.Counter(a)).values())
+        return 0.0 if same == 0 else 2 * same / (len(p) + len(a))
+
+    em = [max(float(normalize(p) == normalize(a)) for a in ans) for p, ans in zip(predictions, answers)]
+    f1s = [max(f1(p, a) for a in ans) for p, ans in zip(predictions, answers)]
+    return 100 * sum(em) / len(em), 100 * sum(f1s) / len(f1s)
+
+
 def tiny_gpt2_causal_lm():
-    tokenizer = letter_tokenizer()
+    tokenizer = ar_letter_tokenizer()
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length=SEQUENCE_LENGTH)
     backbone = gpt2_backbone(tokenizer.vocabulary_size(), sequence_length=SEQUENCE_LENGTH)
     return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=preprocessor)
@@ -130,20 +154,31 @@ def tiny_gpt2_causal_lm():
 def test_keras_hub_causal_lm_greedy_and_sampler(capsys):
     model = tiny_gpt2_causal_lm()
     original = model.sampler
-    examples = [{"prefix": p, "target": "xyz", "answers": ["xyz"]} for p in ["abc", "de", "fgh", "ij", "k"]]
-    result = evaluate(model, examples, "squad", batch_size=2, verbose=1)
-    assert "3/3" in capsys.readouterr().out  # the progress bar over 3 batches
-    assert model.sampler is original  # restored
+    prompts = ["abc", "de", "fgh", "ij", "k"]
     model.compile(sampler="greedy")
     end = model.preprocessor.tokenizer.end_token
-    prompts = ["abc", "de", "fgh", "ij", "k"]
     expected = []
     for p, full in zip(prompts, model.generate(prompts)):
         assert full.startswith(p)
         expected.append(full[len(p):].split(end)[0])
+    model.compile(sampler=original)
+    # Answers the greedy predictions match in part, after normalization
+    # (case, articles, punctuation), in full, or not at all.
+    answers = [
+        [expected[0] + " zz"],
+        ["zz", "The " + expected[1].upper() + "."],
+        [expected[2]],
+        ["zz"],
+        ["zz " + expected[4], "zz"],
+    ]
+    examples = [{"prefix": p, "target": "xyz", "answers": a} for p, a in zip(prompts, answers)]
+    result = evaluate(model, examples, "squad", batch_size=2, verbose=1)
+    assert "3/3" in capsys.readouterr().out  # the progress bar over 3 batches
+    assert model.sampler is original  # restored
     assert result["predictions"] == expected
-    assert all(isinstance(x, str) for x in result["predictions"])
-    assert 0.0 <= result["f1"] <= 100.0 and 0.0 <= result["exact_match"] <= 100.0
+    em, f1 = squad_scores(expected, answers)
+    assert 0 < em < f1 < 100  # Not a trivial 0 or 100.
+    assert (result["exact_match"], result["f1"]) == (pytest.approx(em), pytest.approx(f1))
     sampled = evaluate(model, examples[:2], "squad", verbose=0, max_length=8,
                        sampler=keras_hub.samplers.TopKSampler(k=5, seed=1))
     assert len(sampled["predictions"]) == 2
@@ -159,12 +194,18 @@ def test_diffusion_decoder():
     model = ktd.DiffusionDecoder(backbone, ktd.DiffusionPreprocessor(tokenizer, SEQUENCE_LENGTH))
     original = model.sampler
     prefixes = ["abc", "de", "fgh"]
-    examples = [{"prefix": p, "target": "ab", "answers": ["ab"]} for p in prefixes]
     config = dict(num_steps=2, num_samples=2, seed=3)
+    model.compile(sampler=ktd.DiffusionSampler(**config))
+    predictions = model.generate(prefixes, strip_prompt=True)
+    model.compile(sampler=original)
+    # Answers that the (seeded) predictions match in part, in full, not at all.
+    answers = [[predictions[0].split()[0]], ["zz", predictions[1]], ["ab"]]
+    examples = [{"prefix": p, "target": "ab", "answers": a} for p, a in zip(prefixes, answers)]
     result = evaluate(model, examples, "squad", verbose=0,
                       sampler=ktd.DiffusionSampler(**config))
     assert model.sampler is original
-    model.compile(sampler=ktd.DiffusionSampler(**config))
-    assert result["predictions"] == model.generate(prefixes, strip_prompt=True)
-    assert 0.0 <= result["f1"] <= 100.0
+    assert result["predictions"] == predictions
+    em, f1 = squad_scores(predictions, answers)
+    assert 0 < em < f1 < 100  # Not a trivial 0 or 100.
+    assert (result["exact_match"], result["f1"]) == (pytest.approx(em), pytest.approx(f1))
     assert result["num_examples"] == 3
