@@ -19,6 +19,7 @@ import keras
 import keras_hub
 
 from keras_textdiff.checkpoints import END_OF_GENERATION_TOKENS
+from keras_textdiff.data.tasks import mbpp_program
 from keras_textdiff.diffusion_decoder import DiffusionDecoder
 from keras_textdiff.evaluation import metrics as metrics_lib
 from keras_textdiff.evaluation import sandbox
@@ -292,25 +293,19 @@ def generate_predictions(
 
 
 def _code_programs(task, examples, samples):
-    programs = []
+    """`(programs, tests)` for `sandbox.run_many`: the code, and the tests
+    the sandbox runs itself after it (so a program cannot skip them)."""
+    programs, tests = [], []
     for example, candidates in zip(examples, samples):
         for code in candidates:
             if task == "mbpp":
-                # Generated code first, then `setup_code`, then the asserts
-                # (as `keras_textdiff.data.tasks.mbpp_program` orders them):
-                # MBPP tasks 367 and 927 build objects in their setup code
-                # from a class the solution defines.
-                pieces = [code, example.get("setup_code", "") or ""]
-                tests = example["tests"]
-                pieces += [tests] if isinstance(tests, str) else list(tests)
-                programs.append("\n".join(p for p in pieces if p) + "\n")
+                program, asserts = mbpp_program(example, code=code, split=True)
             else:
-                programs.append(
-                    sandbox.humaneval_program(
-                        example["prompt"], code, example["test"], example["entry_point"]
-                    )
-                )
-    return programs
+                program = example["prompt"] + code
+                asserts = [example["test"] + "\n" + f"check({example['entry_point']})\n"]
+            programs.append(program)
+            tests.append(asserts)
+    return programs, tests
 
 
 def evaluate(
@@ -394,8 +389,10 @@ def evaluate(
         result["exact_match"] = metrics_lib.exact_match(first, references)
         result["f1"] = metrics_lib.f1(first, references)
     else:
-        programs = _code_programs(task, examples, samples)
-        results = sandbox.run_many(programs, timeout=timeout, max_workers=max_workers)
+        programs, tests = _code_programs(task, examples, samples)
+        results = sandbox.run_many(
+            programs, timeout=timeout, tests=tests, max_workers=max_workers
+        )
         num_correct = [
             sum(r.passed for r in results[i * num_samples : (i + 1) * num_samples])
             for i in range(len(examples))
