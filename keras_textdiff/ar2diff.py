@@ -15,6 +15,8 @@ import numpy as np
 from keras_textdiff import attention as attention_lib
 from keras_textdiff import lora as lora_lib
 from keras_textdiff.diffusion_decoder import DiffusionDecoder
+from keras_textdiff.diffusion_decoder import check_sequence_length
+from keras_textdiff.diffusion_decoder import check_vocabulary
 from keras_textdiff.diffusion_preprocessor import DiffusionPreprocessor
 from keras_textdiff.noise import MaskNoise
 
@@ -46,8 +48,10 @@ class AR2DiffConverter:
             `"end_token"`, or text such as `"\\n"`, the separator the AR
             model was fine-tuned with (see `DiffusionPreprocessor`).
         copy: bool. Copy the weights instead of sharing them.
-        sequence_length: int or `None`. The diffusion preprocessor's length.
-            Defaults to the AR preprocessor's `sequence_length`.
+        sequence_length: int >= 4 or `None`. The diffusion preprocessor's
+            length, at most the backbone's `max_sequence_length` where it
+            has a position table (GPT-2, OPT; `convert()` refuses a longer
+            one). Defaults to the AR preprocessor's `sequence_length`.
         shifted_prediction: bool. Position `i` predicts token `i + 1` from
             the backbone's view, so the AR head keeps its trained role (see
             `DiffusionDecoder`). Off by default.
@@ -147,6 +151,7 @@ class AR2DiffConverter:
                 f"{type(model).__name__}."
             )
         attention_lib.check_backbone(backbone)
+        preprocessor = self._preprocessor(model, backbone)  # Checked before any copy.
         noise = None
         if self.add_mask_token:
             backbone, mask_token_id = with_mask_token(backbone)
@@ -157,7 +162,7 @@ class AR2DiffConverter:
             lora_lib.enable_lora(backbone, self.lora_rank)
         return DiffusionDecoder(
             backbone,
-            self._preprocessor(model),
+            preprocessor,
             attention=self.attention,
             block_size=self.block_size,
             noise=noise,
@@ -166,15 +171,24 @@ class AR2DiffConverter:
             annealing_steps=self.annealing_steps,
         )
 
-    def _preprocessor(self, model):
+    def _preprocessor(self, model, backbone):
+        """The `DiffusionPreprocessor` for `backbone`, on `model`'s tokenizer.
+
+        A `sequence_length` given to the converter must fit the backbone's
+        position table (rotary backbones have none: any length holds); the
+        AR preprocessor's own is cut to the table, as the AR model is.
+        """
+        if self.sequence_length is not None:
+            check_sequence_length(backbone, self.sequence_length)
         ar_preprocessor = getattr(model, "preprocessor", None)
         tokenizer = getattr(ar_preprocessor, "tokenizer", None)
         if tokenizer is None:
             return None
+        check_vocabulary(backbone, tokenizer)
         sequence_length = self.sequence_length or getattr(
             ar_preprocessor, "sequence_length", None
         )
-        limit = getattr(model.backbone, "max_sequence_length", None)
+        limit = getattr(backbone, "max_sequence_length", None)
         if sequence_length is None or (limit and sequence_length > limit):
             sequence_length = limit or 1024
         return DiffusionPreprocessor(

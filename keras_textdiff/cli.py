@@ -136,6 +136,13 @@ def _evaluate(args):
 
     from keras_textdiff.recipes import evaluate_preset
 
+    # (A directory is reported by `evaluate_preset`'s own check.)
+    exists = args.out and os.path.lexists(args.out) and not os.path.isdir(args.out)
+    if exists and not args.overwrite:
+        raise ValueError(
+            f"'{os.path.abspath(args.out)}' already exists. Pass another --out, "
+            "or --overwrite to replace it."
+        )
     summary = evaluate_preset(
         args.preset, args.task, args.data, split=args.split, limit=args.limit,
         out=args.out, batch_size=args.batch_size, max_length=args.max_length,
@@ -556,6 +563,7 @@ def build_parser():
         help="JSON file for metrics and predictions, in an existing directory "
         "(default: none, the metrics are printed only)",
     )
+    score.add_argument("--overwrite", action="store_true", help="replace --out")
     score.add_argument(
         "--batch-size", type=_positive_int, default=8, help="prompts per generate call",
     )

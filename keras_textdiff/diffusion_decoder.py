@@ -29,6 +29,29 @@ def check_sequence_length(backbone, length, name="sequence_length"):
         )
 
 
+def check_vocabulary(backbone, tokenizer):
+    """Raise a clear error if `tokenizer` makes ids `backbone` cannot embed.
+
+    An id past the embedding table is no error in a lookup on every backend
+    (JAX clamps it to the last row), so a larger tokenizer would train and
+    generate on the wrong tokens without a word. A tokenizer whose vocabulary
+    is not loaded yet (a preset's, loaded after its layers are made) is
+    checked by `DiffusionDecoder.from_preset` once it is.
+    """
+    try:
+        size = tokenizer.vocabulary_size()
+    except ValueError:  # No vocabulary yet: see above.
+        return
+    if size > backbone.vocabulary_size:
+        raise ValueError(
+            f"The tokenizer has {size} tokens, more than the backbone's "
+            f"`vocabulary_size` = {backbone.vocabulary_size}: ids >= "
+            f"{backbone.vocabulary_size} have no embedding. Pair the backbone "
+            "with the tokenizer it was trained with, or use a backbone with "
+            f"`vocabulary_size` >= {size}."
+        )
+
+
 @keras.saving.register_keras_serializable(package="keras_textdiff")
 class DiffusionDecoder(CausalLM):
     """A text diffusion model over a keras-hub decoder-only backbone.
@@ -104,6 +127,8 @@ class DiffusionDecoder(CausalLM):
         # === Layers ===
         attention_lib.make_switchable(backbone)
         attention_lib.check_mode(attention, block_size)
+        if preprocessor is not None:
+            check_vocabulary(backbone, preprocessor.tokenizer)
         if annealing_steps is not None and attention == "causal":
             raise ValueError(
                 "`annealing_steps` ramps attention from causal to "
@@ -607,8 +632,10 @@ class DiffusionDecoder(CausalLM):
         `keras_textdiff.AR2DiffConverter`.
         """
         from keras_hub.src.utils.preset_utils import TASK_CONFIG_FILE
+        from keras_hub.src.utils.preset_utils import check_config_class
         from keras_hub.src.utils.preset_utils import check_file_exists
         from keras_hub.src.utils.preset_utils import get_preset_loader
+        from keras_hub.src.utils.preset_utils import load_json
 
         loader = get_preset_loader(preset)
         if not check_file_exists(preset, TASK_CONFIG_FILE):
@@ -617,7 +644,21 @@ class DiffusionDecoder(CausalLM):
                 "an autoregressive keras-hub preset, convert it with "
                 "`keras_textdiff.AR2DiffConverter().convert(preset)`."
             )
-        return loader.load_task(cls, load_weights, True, **kwargs)
+        # keras-hub would build another task's backbone into this class,
+        # without its tokenizer: an AR preset must be converted instead.
+        task = check_config_class(load_json(preset, TASK_CONFIG_FILE))
+        if not issubclass(task, cls):
+            kind = "an autoregressive" if issubclass(task, CausalLM) else "a"
+            raise ValueError(
+                f"{preset!r} is {kind} `{task.__name__}` preset, not a "
+                f"`{cls.__name__}`. Convert an autoregressive preset with "
+                "`keras_textdiff.AR2DiffConverter().convert(preset)` or "
+                "`textdiff convert --preset PRESET --out DIR`, then load DIR."
+            )
+        model = loader.load_task(cls, load_weights, True, **kwargs)
+        if model.preprocessor is not None:
+            check_vocabulary(model.backbone, model.preprocessor.tokenizer)
+        return model
 
 
 def _gather(values, positions):

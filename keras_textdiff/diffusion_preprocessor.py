@@ -25,6 +25,24 @@ def _as_batch(x):
     return tf.reshape(x, [-1]), x.shape.rank == 0
 
 
+def special_token_ids(tokenizer):
+    """The ids of the tokens `tokenizer` declares special.
+
+    Its keras-hub special tokens (start and end, and pad or mask where the
+    tokenizer names them) and a byte-pair tokenizer's `unsplittable_tokens`
+    (e.g. `<|padding|>`, id 0 in `pretrain`'s tokenizers: the padding id of
+    `GPT2Tokenizer`, which does not name a padding token). Their text is
+    never part of generated text.
+
+    Returns:
+        A sorted list of ints.
+    """
+    tokens = set(tokenizer.special_tokens)
+    tokens.update(getattr(tokenizer, "unsplittable_tokens", None) or ())
+    vocabulary = set(tokenizer.get_vocabulary())
+    return sorted(int(tokenizer.token_to_id(t)) for t in tokens if t in vocabulary)
+
+
 def _string_list(x):
     if isinstance(x, str):
         return [x]
@@ -107,6 +125,12 @@ class DiffusionPreprocessor(Preprocessor):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if not callable(tokenizer):
+            raise ValueError(
+                "`tokenizer` must be a keras-hub tokenizer (e.g. "
+                "`keras_hub.tokenizers.GPT2Tokenizer`, or the AR model's "
+                f"`preprocessor.tokenizer`). Received: {tokenizer!r:.80}"
+            )
         if not isinstance(separator, str):
             raise ValueError(
                 '`separator` must be "end_token" or a string of text (e.g. '
@@ -432,6 +456,11 @@ class DiffusionPreprocessor(Preprocessor):
     def generate_postprocess(self, x, strip_prompt=False, stop_token_ids="auto"):
         """Detokenize decoded sequences, cutting the target at its end token.
 
+        Special tokens (`special_token_ids`: start, end, and any the
+        tokenizer declares; in the target, the padding token too) are left
+        out of the text: an under-trained model's stray `<|padding|>` is
+        neither shown nor scored.
+
         Args:
             x: `{"token_ids", "target_mask"}` from the sampler.
             strip_prompt: bool. Return only the generated text.
@@ -445,7 +474,14 @@ class DiffusionPreprocessor(Preprocessor):
         if stop_token_ids == "auto":
             stop_token_ids = self.stop_token_ids
         stop = set(stop_token_ids or [])
-        special = set(self._start_ids()) | {self.end_token_id}
+        special = (
+            set(self._start_ids())
+            | {self.end_token_id}
+            | set(special_token_ids(self.tokenizer))
+        )
+        # Padding is special where the layout pads: the target region. (In
+        # the prompt, GPT-2's padding id 0 may be an ordinary token.)
+        target_special = special | {self.pad_token_id}
         token_ids = keras.ops.convert_to_numpy(x["token_ids"])
         target_mask = keras.ops.convert_to_numpy(x["target_mask"]).astype(bool)
         valid = x.get("padding_mask")
@@ -461,8 +497,9 @@ class DiffusionPreprocessor(Preprocessor):
             last = first + len(target)
             suffix = [t for t, v in zip(ids[last:], is_valid[last:]) if v]
             cut = next((i for i, t in enumerate(target) if t in stop), None)
-            target = target[:cut]
+            target = [t for t in target[:cut] if t not in target_special]
             prompt = [t for t in prompt if t not in special]
+            suffix = [t for t in suffix if t not in special]
             sequences.append(target if strip_prompt else prompt + target + suffix)
         return _string_list(self._detokenize(sequences))
 

@@ -21,6 +21,7 @@ import keras_hub
 from keras_textdiff.checkpoints import END_OF_GENERATION_TOKENS
 from keras_textdiff.data.tasks import mbpp_program
 from keras_textdiff.diffusion_decoder import DiffusionDecoder
+from keras_textdiff.diffusion_preprocessor import special_token_ids
 from keras_textdiff.evaluation import metrics as metrics_lib
 from keras_textdiff.evaluation import sandbox
 
@@ -157,9 +158,11 @@ def complete(model, prompts, max_length=None):
     """Continuations of `prompts` by a keras-hub `CausalLM`, as plain text.
 
     Generation stops at each prompt's first end token (`end_token_ids`); the
-    prompt is left out (keras-hub's `strip_prompt=True`, by tokens), and the
-    text is cut where an end token's text appears, so no literal end token
-    is left in it. The model's own sampler is used.
+    prompt is left out (keras-hub's `strip_prompt=True`, by tokens), the
+    text is cut where an end token's text appears, and the text of the other
+    special tokens (`special_token_ids`: an under-trained model's stray
+    `<|padding|>`, say) is removed, so no literal special token is left in
+    it. The model's own sampler is used.
 
     Args:
         model: a keras-hub `CausalLM` with a preprocessor.
@@ -187,7 +190,8 @@ def complete(model, prompts, max_length=None):
     )
     outputs = [outputs] if isinstance(outputs, str) else list(outputs)
     ends = [tokenizer.id_to_token(i) for i in stop_token_ids]
-    return [_cut_at(output, ends) for output in outputs]
+    specials = [tokenizer.id_to_token(i) for i in special_token_ids(tokenizer)]
+    return [_remove(_cut_at(output, ends), specials) for output in outputs]
 
 
 def strip_prompt(output, prompt, round_tripped=None):
@@ -215,6 +219,14 @@ def _cut_at(text, end_tokens):
     """`text` up to the first of `end_tokens` (strings) in it."""
     found = [text.index(token) for token in end_tokens if token and token in text]
     return text[: min(found)] if found else text
+
+
+def _remove(text, tokens):
+    """`text` without any of `tokens` (strings)."""
+    for token in tokens:
+        if token:
+            text = text.replace(token, "")
+    return text
 
 
 def _generate_batch(model, kind, prompts, max_length):

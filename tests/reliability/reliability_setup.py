@@ -2,8 +2,10 @@
 inputs, built once, and the checks every case makes.
 
 The workspace holds tiny presets (a diffusion model and an AR model, made in
-the test), task data, corpora, and copies of the diffusion preset damaged as
-a killed copy or download leaves them. Cases read it and write only under
+the test; an AR model scripted to write padding between its letters; models
+whose tokenizer is larger than their backbone's vocabulary), task data,
+corpora, and copies of the diffusion preset damaged as a killed copy or
+download leaves them. Cases read it and write only under
 their own `tmp_path`; `snapshot` proves that a failing case changed nothing.
 """
 
@@ -13,9 +15,12 @@ import os
 import shutil
 
 import keras_hub
+import numpy as np
 import pytest
 
 import keras_textdiff as ktd
+from conftest import LETTERS
+from conftest import ar_letter_tokenizer
 from conftest import gpt2_backbone
 from conftest import letter_tokenizer
 
@@ -46,12 +51,61 @@ def _diffusion_preset(path):
     ).save_to_preset(str(path))
 
 
-def _ar_preset(path):
-    tokenizer = letter_tokenizer()
+def padding_tokenizer():
+    """The letter tokenizer with a padding token apart from its end token.
+
+    As `train_byte_pair_tokenizer` makes them for `pretrain`: `<|padding|>`
+    is id 0 (GPT-2's padding id), `<|endoftext|>` id 1, both unsplittable.
+    """
+    tokens = ["<|padding|>", "<|endoftext|>"] + list(LETTERS) + ["Ġ", "Ġa"]
+    return keras_hub.tokenizers.GPT2Tokenizer(
+        vocabulary={token: i for i, token in enumerate(tokens)},
+        merges=["Ġ a"],
+        unsplittable_tokens=["<|padding|>", "<|endoftext|>"],
+    )
+
+
+def scripted_backbone(tokenizer, script, sequence_length=16):
+    """A GPT-2 backbone whose logits at position `p` peak at `script[p % len(script)]`.
+
+    Attention and feed-forward outputs are zeroed, so each position's hidden
+    state is its token embedding plus a large position embedding, which
+    points at the scripted token's embedding: what an AR model generates (or
+    a diffusion model denoises to) at a position does not depend on the
+    prompt. `script` is a list of tokens (strings).
+    """
+    backbone = gpt2_backbone(tokenizer.vocabulary_size(), sequence_length=sequence_length)
+    ids = [tokenizer.token_to_id(token) for token in script]
+    axis = {token_id: i for i, token_id in enumerate(sorted(set(ids)))}
+    embeddings = backbone.token_embedding.embeddings.numpy()
+    for token_id, i in axis.items():
+        embeddings[token_id] = 5 * np.eye(embeddings.shape[1])[i]
+    positions = np.stack([100 * np.eye(embeddings.shape[1])[axis[ids[p % len(ids)]]]
+                          for p in range(sequence_length)])
+    backbone.token_embedding.embeddings.assign(embeddings)
+    backbone.position_embedding.position_embeddings.assign(positions)
+    for weight in backbone.weights:
+        if "attention_output" in weight.path or "feedforward_output" in weight.path:
+            weight.assign(np.zeros(weight.shape))
+    return backbone
+
+
+def _ar_preset(path, backbone=None, tokenizer=None):
+    # The end token is not id 0, GPT-2's padding: its generations are not empty.
+    tokenizer = tokenizer or ar_letter_tokenizer()
+    backbone = backbone or gpt2_backbone(tokenizer.vocabulary_size())
     keras_hub.models.GPT2CausalLM(
-        gpt2_backbone(tokenizer.vocabulary_size()),
-        keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length=16),
+        backbone, keras_hub.models.GPT2CausalLMPreprocessor(tokenizer, sequence_length=16)
     ).save_to_preset(str(path))
+
+
+def _larger_tokenizer(preset):
+    """Give a preset's tokenizer more tokens than its backbone embeds."""
+    path = preset / "assets" / "tokenizer" / "vocabulary.json"
+    vocabulary = json.loads(path.read_text())
+    for token in ("Ġb", "Ġc", "Ġd"):
+        vocabulary[token] = len(vocabulary)
+    path.write_text(json.dumps(vocabulary))
 
 
 def _truncate(path, size):
@@ -97,6 +151,12 @@ def workspace(tmp_path_factory):
     (root / "damaged_run" / "run_config.json").write_text("{")
     _diffusion_preset(root / "diffusion")
     _ar_preset(root / "ar")
+    _ar_preset(root / "ar_padding", scripted_backbone(padding_tokenizer(), ["a", "<|padding|>", "t"]),
+               padding_tokenizer())
+    # AR: a backbone of 10 tokens for the tokenizer's 29.
+    _ar_preset(root / "ar_large_vocabulary", gpt2_backbone(10))
+    shutil.copytree(root / "diffusion", root / "diffusion_large_vocabulary")
+    _larger_tokenizer(root / "diffusion_large_vocabulary")
     for name, damage in DAMAGES.items():
         shutil.copytree(root / "diffusion", root / name)
         damage(root / name)

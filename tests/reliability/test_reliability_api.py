@@ -11,6 +11,9 @@ import os
 
 import pytest
 
+import keras_textdiff as ktd
+from conftest import gpt2_backbone
+from conftest import letter_tokenizer
 from keras_textdiff import presets
 from keras_textdiff import recipes
 from keras_textdiff.evaluation import evaluate
@@ -153,6 +156,30 @@ CASES = [
      ["run_config.json", "not valid JSON"]),
     ("run-directory-unwritable", lambda w, o: recipes.RunDirectory("/proc/textdiff_run", {}),
      ValueError, ["cannot be written"]),
+    # Silent wrong results before: a length the position table cannot hold
+    # saved as the table's, ids past the backbone's vocabulary clamped, an AR
+    # preset loaded as a diffusion model without its tokenizer.
+    ("convert-sequence-length-past-table",
+     lambda w, o: ktd.AR2DiffConverter(sequence_length=1000).convert(w["ar"]), ValueError,
+     ["`sequence_length` = 1000", "`max_sequence_length` = 16", "<= 16"]),
+    ("convert-sequence-length-0", lambda w, o: ktd.AR2DiffConverter(sequence_length=0).convert(w["ar"]),
+     ValueError, ["`sequence_length`", "0"]),
+    ("convert-vocabulary-larger", lambda w, o: ktd.AR2DiffConverter().convert(w["ar_large_vocabulary"]),
+     ValueError, ["tokenizer", "29 tokens", "`vocabulary_size` = 10"]),
+    ("decoder-vocabulary-larger",
+     lambda w, o: ktd.DiffusionDecoder(gpt2_backbone(10), ktd.DiffusionPreprocessor(letter_tokenizer(), 16)),
+     ValueError, ["29 tokens", "`vocabulary_size` = 10"]),
+    ("decoder-preset-vocabulary-larger",
+     lambda w, o: ktd.DiffusionDecoder.from_preset(w["diffusion_large_vocabulary"]), ValueError,
+     ["32 tokens", "`vocabulary_size` = 29"]),
+    ("load-model-vocabulary-larger", lambda w, o: recipes.load_model(w["diffusion_large_vocabulary"]),
+     ValueError, ["32 tokens", "`vocabulary_size` = 29"]),
+    ("decoder-preset-is-ar", lambda w, o: ktd.DiffusionDecoder.from_preset(w["ar"]), ValueError,
+     ["autoregressive", "GPT2CausalLM", "AR2DiffConverter", "textdiff convert"]),
+    ("preprocessor-no-tokenizer", lambda w, o: ktd.DiffusionPreprocessor(None, 16), ValueError,
+     ["`tokenizer`", "None"]),
+    ("preprocessor-tokenizer-string", lambda w, o: ktd.DiffusionPreprocessor("gpt2_base_en", 16),
+     ValueError, ["`tokenizer`", "'gpt2_base_en'"]),
 ]
 
 

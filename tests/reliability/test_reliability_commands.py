@@ -196,6 +196,21 @@ INPUTS = [
     ("import-gguf-missing", with_flags(["import-gguf", "{root}/none.gguf"]), ["none.gguf", "not found"]),
     ("import-gguf-dir", with_flags(["import-gguf", "{translation}"]), ["translation", "not a file"]),
     ("import-gguf-not-gguf", with_flags(["import-gguf", "{fake_gguf}"]), ["fake.gguf"]),
+    # A length past the position table, a tokenizer larger than the backbone.
+    ("convert-sequence-length-past-table", with_flags(CONVERT, "--sequence-length", "1000"),
+     ["`sequence_length` = 1000", "`max_sequence_length` = 16"]),
+    ("adapt-sequence-length-past-table", with_flags(ADAPT, "--sequence-length", "1000"),
+     ["`sequence_length` = 1000", "`max_sequence_length` = 16"]),
+    ("convert-vocabulary-larger", with_flags(replaced(CONVERT, "--preset", "{ar_large_vocabulary}")),
+     ["29 tokens", "`vocabulary_size` = 10"]),
+    ("adapt-vocabulary-larger", with_flags(replaced(ADAPT, "--preset", "{ar_large_vocabulary}")),
+     ["29 tokens", "`vocabulary_size` = 10"]),
+    ("finetune-vocabulary-larger", with_flags(replaced(TUNE, "--preset", "{diffusion_large_vocabulary}")),
+     ["32 tokens", "`vocabulary_size` = 29"]),
+    ("evaluate-vocabulary-larger", replaced(SCORE, "--preset", "{diffusion_large_vocabulary}"),
+     ["32 tokens", "`vocabulary_size` = 29"]),
+    ("generate-vocabulary-larger", replaced(GENERATE, "--preset", "{diffusion_large_vocabulary}"),
+     ["32 tokens", "`vocabulary_size` = 29"]),
 ]
 
 # Output paths that cannot be written, or hold someone else's work.
@@ -213,6 +228,7 @@ OUTPUTS = [
     ("evaluate-out-is-dir", SCORE + ["--out", "{occupied}"], ["occupied", "is a directory"]),
     ("evaluate-out-under-file", SCORE + ["--out", "{file_txt}/scores.json"], ["file.txt"]),
     ("evaluate-out-unwritable", SCORE + ["--out", "/proc/scores.json"], ["/proc", "cannot be written"]),
+    ("evaluate-out-exists", SCORE + ["--out", "{file_txt}"], ["file.txt", "already exists", "--overwrite"]),
     ("convert-out-occupied", with_flags(CONVERT, out="{occupied}"), ["occupied", "not empty"]),
     ("convert-out-is-file", with_flags(CONVERT, out="{file_txt}"), ["file.txt", "not a directory"]),
     ("convert-out-unwritable", with_flags(CONVERT, out="/proc/textdiff_preset"), ["cannot be written"]),
