@@ -6,6 +6,7 @@ from keras import ops
 from keras_hub.models import CausalLM
 
 from keras_textdiff import attention as attention_lib
+from keras_textdiff.diffusion_preprocessor import special_token_ids
 from keras_textdiff.kv_cache import WindowedLogits
 from keras_textdiff.kv_cache import cached_task
 from keras_textdiff.noise import UniformNoise
@@ -223,16 +224,36 @@ class DiffusionDecoder(CausalLM):
             # prefix, so its own logits just fill the slot).
             logits = ops.concatenate([logits[:, :1], logits[:, :-1]], axis=1)
         mask_token_id = self.noise.mask_token_id
+        ids = ops.arange(ops.shape(logits)[-1])
+        # Never predicted: the mask token (an input symbol only), and ids
+        # past the tokenizer (real models pad their embedding: Qwen, Gemma).
+        never = ids >= self.output_vocabulary_size
         if mask_token_id is not None:
-            # The mask token is an input symbol only, never a prediction.
-            # Its logit is pushed down to a finite value of the logits' own
-            # dtype: -1e9 is -inf in float16, and -inf * 0 is NaN in scores.
-            lowest = -1e9
-            if keras.backend.standardize_dtype(logits.dtype) == "float16":
-                lowest = float(np.finfo("float16").min)
-            is_mask = ops.arange(ops.shape(logits)[-1]) == mask_token_id
-            logits = ops.where(is_mask, lowest, logits)
-        return logits
+            never = ops.logical_or(never, ids == mask_token_id)
+        if mask_token_id is None and self.output_vocabulary_size >= ops.shape(logits)[-1]:
+            return logits
+        # Pushed down to a finite value of the logits' own dtype: -1e9 is
+        # -inf in float16, and -inf * 0 is NaN in scores.
+        lowest = -1e9
+        if keras.backend.standardize_dtype(logits.dtype) == "float16":
+            lowest = float(np.finfo("float16").min)
+        return ops.where(never, lowest, logits)
+
+    @property
+    def output_vocabulary_size(self):
+        """The ids this model writes, `[0, n)`: the backbone's vocabulary,
+        or the tokenizer's when it is smaller (a padded embedding); a mask
+        token past the tokenizer is only ever an input."""
+        size = self.backbone.vocabulary_size
+        tokenizer = getattr(self.preprocessor, "tokenizer", None)
+        if tokenizer is None:
+            return size
+        try:
+            known = tokenizer.vocabulary_size()
+            known = max([known] + [i + 1 for i in special_token_ids(tokenizer)])
+        except (ValueError, AttributeError, TypeError):  # No vocabulary yet.
+            return size
+        return min(size, known)
 
     def call(self, inputs, training=None, mask=None):
         """Logits for `inputs`; with a `"target_mask"`, the training outputs.
@@ -253,7 +274,7 @@ class DiffusionDecoder(CausalLM):
             return self.logits(token_ids, padding_mask)
         target_mask = ops.cast(inputs["target_mask"], "bool")
         noisy, corrupted, rate = self.noise(
-            token_ids, target_mask, vocabulary_size=self.backbone.vocabulary_size
+            token_ids, target_mask, vocabulary_size=self.output_vocabulary_size
         )
         mask = self.attention_mask(padding_mask, target_mask, training=training)
         positions = self.loss_positions(target_mask)
@@ -435,7 +456,7 @@ class DiffusionDecoder(CausalLM):
             denoiser,
             repeat(token_ids),
             repeat(target_mask),
-            vocabulary_size=self.backbone.vocabulary_size,
+            vocabulary_size=self.output_vocabulary_size,
             num_steps=inputs.get("num_steps"),
             model=self,
             noise=self.noise,
