@@ -656,7 +656,9 @@ def write_results(rows, args, device=None, notes=None, folder=None):
         "",
         f"Fine-tuning (every row): {args.finetune_steps} steps, batch {args.batch_size}, AdamW "
         f"{args.learning_rate:g} (constant), LoRA rank {args.lora_rank or 'none (full weights)'}, "
-        f"seed {args.seed}, packed at {args.sequence_length} tokens. AR2Diff_N: N steps of the "
+        f"seed {args.seed}, packed at "
+        + ", ".join(f"{TASKS[t]['sequence_length']} tokens ({t})" for t in TASKS if any(r["task"] == t for r in rows))
+        + ". AR2Diff_N: N steps of the "
         "diffusion loss on an offline corpus of prose and code (SQuAD training contexts, English "
         "Bible verses, Python's standard library; LoRA merged after), then the same fine-tuning.",
     ]
