@@ -136,16 +136,10 @@ def _evaluate(args):
 
     from keras_textdiff.recipes import evaluate_preset
 
-    # (A directory is reported by `evaluate_preset`'s own check.)
-    exists = args.out and os.path.lexists(args.out) and not os.path.isdir(args.out)
-    if exists and not args.overwrite:
-        raise ValueError(
-            f"'{os.path.abspath(args.out)}' already exists. Pass another --out, "
-            "or --overwrite to replace it."
-        )
     summary = evaluate_preset(
         args.preset, args.task, args.data, split=args.split, limit=args.limit,
-        out=args.out, batch_size=args.batch_size, max_length=args.max_length,
+        out=args.out, overwrite=args.overwrite, batch_size=args.batch_size,
+        max_length=args.max_length,
         num_samples=args.num_samples, distribution=_distribution(args),
         decoding={k: v for k, v in (("strategy", args.strategy), ("num_steps", args.num_steps),
                                     ("temperature", args.temperature),

@@ -562,9 +562,11 @@ def finetune(
 @distributed_recipe(preset="preset")
 def evaluate_preset(
     preset, task, data, split="test", limit=None, out=None, distribution=None,
-    decoding=None, **kwargs
+    decoding=None, overwrite=False, **kwargs
 ):
     """Score a preset on a task split; write the metrics as JSON to `out`.
+
+    An existing `out` file is replaced only with `overwrite=True`.
 
     `limit`: score the first `limit` examples (an int >= 1; `None`: all).
     `decoding`: `DiffusionSampler` arguments that replace the preset's own
@@ -584,6 +586,11 @@ def evaluate_preset(
         DiffusionSampler(**decoding)  # Bad options fail here, before any work.
     if out is not None:
         check_output_file(out)
+        if os.path.lexists(out) and not overwrite:
+            raise ValueError(
+                f"'{os.path.abspath(out)}' already exists. Pass another --out "
+                "(`out`), or --overwrite (`overwrite=True`) to replace it."
+            )
     check_preset(preset)
     examples = load_task(task, data, split)
     if limit is not None:

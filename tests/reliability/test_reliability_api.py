@@ -85,6 +85,8 @@ CASES = [
     ("evaluate-preset-limit-0", lambda w, o: score(w, o, limit=0), ValueError, ["`limit`", "limit=0"]),
     ("evaluate-preset-limit-negative", lambda w, o: score(w, o, limit=-1), ValueError, ["`limit`"]),
     ("evaluate-preset-limit-float", lambda w, o: score(w, o, limit=1.5), ValueError, ["`limit`"]),
+    ("evaluate-preset-out-exists", lambda w, o: score(w, o, out=w["corpus_txt"]),
+     ValueError, ["already exists", "overwrite=True"]),
     ("evaluate-preset-out-missing-dir", lambda w, o: score(w, o, out=o + "/missing/x.json"),
      ValueError, ["missing", "does not exist"]),
     ("evaluate-preset-out-is-dir", lambda w, o: score(w, o, out=w["occupied"]), ValueError,
