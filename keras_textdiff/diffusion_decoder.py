@@ -224,14 +224,15 @@ class DiffusionDecoder(CausalLM):
             # prefix, so its own logits just fill the slot).
             logits = ops.concatenate([logits[:, :1], logits[:, :-1]], axis=1)
         mask_token_id = self.noise.mask_token_id
+        size = self.output_vocabulary_size
+        if mask_token_id is None and size >= ops.shape(logits)[-1]:
+            return logits
         ids = ops.arange(ops.shape(logits)[-1])
         # Never predicted: the mask token (an input symbol only), and ids
         # past the tokenizer (real models pad their embedding: Qwen, Gemma).
-        never = ids >= self.output_vocabulary_size
+        never = ids >= size
         if mask_token_id is not None:
             never = ops.logical_or(never, ids == mask_token_id)
-        if mask_token_id is None and self.output_vocabulary_size >= ops.shape(logits)[-1]:
-            return logits
         # Pushed down to a finite value of the logits' own dtype: -1e9 is
         # -inf in float16, and -inf * 0 is NaN in scores.
         lowest = -1e9
@@ -249,10 +250,16 @@ class DiffusionDecoder(CausalLM):
         if tokenizer is None:
             return size
         try:
-            known = tokenizer.vocabulary_size()
-            known = max([known] + [i + 1 for i in special_token_ids(tokenizer)])
+            count = tokenizer.vocabulary_size()
         except (ValueError, AttributeError, TypeError):  # No vocabulary yet.
             return size
+        # The special ids are found by listing the vocabulary: once per
+        # tokenizer, not at every trace or eager step that asks.
+        key, known = getattr(self, "_tokenizer_size", (None, None))
+        if key != (id(tokenizer), count):
+            key = (id(tokenizer), count)
+            known = max([count] + [i + 1 for i in special_token_ids(tokenizer)])
+            object.__setattr__(self, "_tokenizer_size", (key, known))  # Untracked.
         return min(size, known)
 
     def call(self, inputs, training=None, mask=None):

@@ -15,7 +15,6 @@ import ast
 import json
 import os
 import random
-import tempfile
 import time
 
 import keras
@@ -26,6 +25,7 @@ from keras_textdiff.bpe import train_byte_pair_tokenizer
 from keras_textdiff.data.python_stdlib import load_python_stdlib
 from keras_textdiff.diffusion_decoder import DiffusionDecoder
 from keras_textdiff.diffusion_preprocessor import DiffusionPreprocessor
+from keras_textdiff.presets import check_writable
 from keras_textdiff.samplers import DiffusionSampler
 from keras_textdiff.visualization import plot_denoising_trajectory
 
@@ -125,15 +125,8 @@ def _check_output_dir(output_dir):
             f"{output_dir!r} already holds a quickstart run ({', '.join(taken)}). "
             "Pass another `--output-dir`, or delete that folder to run again."
         )
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=output_dir):
-            pass
-    except OSError as error:
-        raise ValueError(
-            f"Cannot write to the output folder {output_dir!r} "
-            f"({error.strerror or error}). Pass a writable `--output-dir`."
-        ) from None
+    check_writable(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
 
 
 def run_quickstart(

@@ -27,14 +27,14 @@ leaves nothing behind, and the corrected command starts afresh.
 import contextlib
 import glob
 import json
-import math
-import numbers
 import os
 import re
 
 import keras
 import numpy as np
 
+from keras_textdiff.arguments import check_int
+from keras_textdiff.arguments import check_positive_number
 from keras_textdiff.diffusion_decoder import check_sequence_length
 from keras_textdiff.distribution import describe as describe_distribution
 from keras_textdiff.distribution import distributed_recipe
@@ -62,33 +62,13 @@ def _write_json(path, data):
         raise
 
 
-def _check_int(name, value, minimum, optional=False):
-    """Raise a `ValueError` naming `name` unless `value` is an int >= `minimum`."""
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an int >= {minimum}"
-            f"{' (or None)' if optional else ''}. Received: {name}={value!r}"
-        )
-
-
 def _check_training_arguments(steps, batch_size, learning_rate, checkpoint_every, seed):
     """The arguments every training recipe takes, checked before any work."""
-    _check_int("steps", steps, 1)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("checkpoint_every", checkpoint_every, 1)
-    _check_int("seed", seed, 0)
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, numbers.Real)
-        or not math.isfinite(learning_rate)
-        or learning_rate <= 0
-    ):
-        raise ValueError(
-            "`learning_rate` must be a finite number > 0 (e.g. 1e-3). "
-            f"Received: learning_rate={learning_rate!r}"
-        )
+    check_int("steps", steps, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("checkpoint_every", checkpoint_every, 1)
+    check_int("seed", seed, 0)
+    check_positive_number("learning_rate", learning_rate, "a finite number > 0 (e.g. 1e-3)")
 
 
 class RunDirectory:
@@ -523,7 +503,7 @@ def finetune(
 
     check_lora_rank(lora_rank)
     _check_training_arguments(steps, batch_size, learning_rate, checkpoint_every, seed)
-    _check_int("sequence_length", sequence_length, 1, optional=True)
+    check_int("sequence_length", sequence_length, 1, optional=True)
     check_preset(preset)
     config = {
         "command": "finetune",
@@ -581,7 +561,7 @@ def evaluate_preset(
     from keras_textdiff.presets import check_preset
     from keras_textdiff.samplers.diffusion_sampler import DiffusionSampler
 
-    _check_int("limit", limit, 1, optional=True)
+    check_int("limit", limit, 1, optional=True)
     if decoding:
         DiffusionSampler(**decoding)  # Bad options fail here, before any work.
     if out is not None:
@@ -779,10 +759,10 @@ def pretrain(
     if size not in MODEL_SIZES:
         raise ValueError(f"`size` must be one of {sorted(MODEL_SIZES)}. Received: {size!r}")
     _check_training_arguments(steps, batch_size, learning_rate, checkpoint_every, seed)
-    _check_int("sequence_length", sequence_length, 1)
-    _check_int("max_sequence_length", max_sequence_length, 1, optional=True)
+    check_int("sequence_length", sequence_length, 1)
+    check_int("max_sequence_length", max_sequence_length, 1, optional=True)
     # 256 bytes, the two special tokens below, and at least one merge.
-    _check_int("vocabulary_size", vocabulary_size, 259)
+    check_int("vocabulary_size", vocabulary_size, 259)
     positions = max_sequence_length or sequence_length
     if positions < sequence_length:
         raise ValueError(

@@ -12,12 +12,12 @@ Example (a stub model that always answers "Paris"):
 (100.0, 100.0, ['Paris'])
 """
 
-import math
-import numbers
 
 import keras
 import keras_hub
 
+from keras_textdiff.arguments import check_int
+from keras_textdiff.arguments import check_positive_number
 from keras_textdiff.checkpoints import END_OF_GENERATION_TOKENS
 from keras_textdiff.data.tasks import mbpp_program
 from keras_textdiff.diffusion_decoder import DiffusionDecoder
@@ -33,16 +33,6 @@ _REQUIRED_KEYS = {
     "humaneval": ("prefix", "prompt", "test", "entry_point"),
 }
 _CODE_TASKS = ("mbpp", "humaneval")
-
-
-def _check_positive_int(name, value, optional=False):
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(
-            f"`{name}` must be an int >= 1{' (or None)' if optional else ''}. "
-            f"Received: {name}={value!r}"
-        )
 
 
 def _check_prompts(prompts):
@@ -102,19 +92,11 @@ def check_arguments(
                 f"`examples[{i}]['prefix']` must be a string (the prompt). "
                 f"Received: {type(example['prefix']).__name__} {example['prefix']!r:.80}"
             )
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("max_length", max_length, optional=True)
-    _check_positive_int("num_samples", num_samples)
-    _check_positive_int("max_workers", max_workers)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, numbers.Real)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise ValueError(
-            f"`timeout` must be a finite number of seconds > 0. Received: timeout={timeout!r}"
-        )
+    check_int("batch_size", batch_size)
+    check_int("max_length", max_length, optional=True)
+    check_int("num_samples", num_samples)
+    check_int("max_workers", max_workers)
+    check_positive_number("timeout", timeout, "a finite number of seconds > 0")
     ks = (k,) if isinstance(k, int) else tuple(k)
     if task in _CODE_TASKS:
         if not ks:
@@ -257,7 +239,7 @@ def generate_predictions(
     `prompts` must be a list of strings.
     """
     _check_prompts(prompts)
-    _check_positive_int("batch_size", batch_size)
+    check_int("batch_size", batch_size)
     if isinstance(model, DiffusionDecoder):
         kind = "diffusion"
     elif isinstance(model, keras_hub.models.CausalLM):
@@ -313,8 +295,9 @@ def _code_programs(task, examples, samples):
             if task == "mbpp":
                 program, asserts = mbpp_program(example, code=code, split=True)
             else:
-                program = example["prompt"] + code
-                asserts = [example["test"] + "\n" + f"check({example['entry_point']})\n"]
+                program, asserts = sandbox.humaneval_program(
+                    example["prompt"], code, example["test"], example["entry_point"], split=True
+                )
             programs.append(program)
             tests.append(asserts)
     return programs, tests

@@ -1370,9 +1370,16 @@ def check_correctness(program, tests, setup_code="", timeout=10.0, **kwargs):
     return run_program(code, timeout=timeout, tests=_check_tests(tests), **kwargs)
 
 
-def humaneval_program(prompt, completion, test, entry_point):
-    """HumanEval's program: `prompt + completion + test + check(entry_point)`."""
-    return prompt + completion + "\n" + test + "\n" + f"check({entry_point})\n"
+def humaneval_program(prompt, completion, test, entry_point, split=False):
+    """HumanEval's program: `prompt + completion + test + check(entry_point)`.
+
+    With `split=True`, `(program, tests)` instead: `prompt + completion`, and
+    its one test, `test + check(entry_point)`, for `run_program(..., tests=)`.
+    """
+    program, check = prompt + completion, test + "\n" + f"check({entry_point})\n"
+    if split:
+        return program, [check]
+    return program + "\n" + check
 
 
 def check_humaneval(prompt, completion, test, entry_point, timeout=10.0, **kwargs):
@@ -1384,12 +1391,8 @@ def check_humaneval(prompt, completion, test, entry_point, timeout=10.0, **kwarg
     ...                 "def check(f):\\n    assert f(1) == 2", "inc").passed
     True
     """
-    return run_program(
-        prompt + completion,
-        timeout=timeout,
-        tests=[test + "\n" + f"check({entry_point})\n"],
-        **kwargs,
-    )
+    program, tests = humaneval_program(prompt, completion, test, entry_point, split=True)
+    return run_program(program, timeout=timeout, tests=tests, **kwargs)
 
 
 def run_many(programs, timeout=10.0, memory_mb=1024, *, tests=None, max_workers=2, **kwargs):
