@@ -14,10 +14,9 @@ import os, sys, time, random
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np, keras, keras_hub, tensorflow as tf
-from keras_textdiff.bpe import train_byte_pair_tokenizer
 from keras_textdiff.data.python_stdlib import load_python_stdlib, infill_examples
 from keras_textdiff import DiffusionDecoder, DiffusionPreprocessor, DiffusionSampler
-from keras_textdiff.quickstart import gpt2_backbone
+from keras_textdiff.quickstart import code_tokenizer, gpt2_backbone
 
 if len(sys.argv) < 3 or sys.argv[1] not in ('diff', 'mask', 'ar'):
     sys.exit('usage: quickstart_tasks.py diff|mask|ar STEPS [tiny|small|base]')
@@ -27,11 +26,7 @@ keras.utils.set_random_seed(0)
 t0 = time.time()
 train = load_python_stdlib("train", max_chars=1500); val = load_python_stdlib("validation", max_chars=1500)
 texts = train["texts"]; random.Random(0).shuffle(texts)
-corpus, n = [], 0
-for t in texts:
-    corpus.append(t); n += len(t)
-    if n > 4_000_000: break
-tok = train_byte_pair_tokenizer(corpus, vocabulary_size=2048, special_tokens=("<|endoftext|>", "<|mask|>"))
+tok = code_tokenizer(texts, 2048, special_tokens=("<|endoftext|>", "<|mask|>"))
 pre = DiffusionPreprocessor(tok, SEQ, target_length=T, seed=0)
 tr = pre.fitting_pairs(infill_examples(train["functions"], per_function=4, seed=0))
 te = pre.fitting_pairs(infill_examples(val["functions"], per_function=1, seed=1))[:300]

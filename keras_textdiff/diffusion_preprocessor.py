@@ -491,7 +491,7 @@ class DiffusionPreprocessor(Preprocessor):
             token_ids.tolist(), target_mask.tolist(), valid.astype(bool).tolist()
         ):
             first = is_target.index(True) if True in is_target else len(ids)
-            prompt = [t for t, m in zip(ids[:first], is_target) if not m]
+            prompt = ids[:first]  # Everything before the target region.
             target = [t for t, m in zip(ids, is_target) if m]
             # An infilling suffix: the valid positions after the target.
             last = first + len(target)

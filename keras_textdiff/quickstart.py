@@ -115,6 +115,20 @@ def _continuations(texts, max_chars, limit, seed):
     return pairs[:limit]
 
 
+def code_tokenizer(texts, vocabulary_size, special_tokens=("<|endoftext|>",)):
+    """A byte-level BPE learned on the first ~4 MB of `texts` (plenty for a
+    small vocabulary)."""
+    corpus, size_chars = [], 0
+    for text in texts:
+        corpus.append(text)
+        size_chars += len(text)
+        if size_chars > 4_000_000:
+            break
+    return train_byte_pair_tokenizer(
+        corpus, vocabulary_size=vocabulary_size, special_tokens=special_tokens
+    )
+
+
 def _check_output_dir(output_dir):
     """Refuse, before any work, a folder that holds another run or cannot be
     written."""
@@ -174,13 +188,7 @@ def run_quickstart(
     validation = load_python_stdlib("validation", max_chars=max_chars)
     texts = train["texts"]
     random.Random(seed).shuffle(texts)
-    corpus, size_chars = [], 0
-    for text in texts:  # ~4 MB is plenty for a small vocabulary
-        corpus.append(text)
-        size_chars += len(text)
-        if size_chars > 4_000_000:
-            break
-    tokenizer = train_byte_pair_tokenizer(corpus, vocabulary_size=vocabulary_size)
+    tokenizer = code_tokenizer(texts, vocabulary_size)
     preprocessor = DiffusionPreprocessor(tokenizer, sequence_length, seed=seed)
     functions = preprocessor.fitting_pairs(train["functions"])
     continuations = preprocessor.fitting_pairs(

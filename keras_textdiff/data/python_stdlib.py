@@ -17,6 +17,7 @@ import ast
 import hashlib
 import io
 import os
+import random
 import sysconfig
 import tokenize
 import warnings
@@ -343,8 +344,6 @@ def infill_examples(
     >>> infill_examples([f], per_function=2)[0]["suffix"]
     '    return c\\n'
     """
-    import random
-
     rng = random.Random(seed)
     examples = []
     for function in functions:
