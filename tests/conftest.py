@@ -56,6 +56,19 @@ def gemma_backbone(vocabulary_size):
     )
 
 
+# English -> French pairs, the tiny translation task the command tests use.
+PAIRS = [("cat", "chat"), ("dog", "chien"), ("bird", "oiseau"), ("fish", "poisson")]
+
+
+def write_translation_task(directory):
+    """`PAIRS` as a translation data folder (train and test TSV files)."""
+    directory.mkdir()
+    rows = "".join(f"Gen\t1\t{i}\t{en}\t{fr}\n" for i, (en, fr) in enumerate(PAIRS))
+    for split in ("train", "test"):
+        (directory / f"{split}.tsv").write_text("book\tchapter\tverse\ten\tfr\n" + rows)
+    return str(directory)
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     keras.utils.set_random_seed(0)

@@ -8,19 +8,11 @@ import pytest
 import keras_textdiff as ktd
 from conftest import ar_letter_tokenizer
 from conftest import gpt2_backbone
+from conftest import write_translation_task
 from conftest import letter_tokenizer
 from keras_textdiff.cli import main
 from keras_textdiff.recipes import load_model
 
-PAIRS = [("cat", "chat"), ("dog", "chien"), ("bird", "oiseau"), ("fish", "poisson")]
-
-
-def write_task(directory):
-    directory.mkdir()
-    rows = "".join(f"Gen\t1\t{i}\t{en}\t{fr}\n" for i, (en, fr) in enumerate(PAIRS))
-    for split in ("train", "test"):
-        (directory / f"{split}.tsv").write_text("book\tchapter\tverse\ten\tfr\n" + rows)
-    return str(directory)
 
 
 def diffusion_preset(path):
@@ -45,7 +37,7 @@ def ar_preset(path):
 
 
 def test_finetune_evaluate_generate(tmp_path, capsys):
-    data = write_task(tmp_path / "data")
+    data = write_translation_task(tmp_path / "data")
     for kind, make in (("diffusion", diffusion_preset), ("ar", ar_preset)):
         preset = make(tmp_path / f"{kind}_preset")
         run = tmp_path / f"{kind}_run"
@@ -88,7 +80,7 @@ def test_finetune_evaluate_generate(tmp_path, capsys):
 
 
 def test_bad_task_input(tmp_path, capsys):
-    data = write_task(tmp_path / "data")
+    data = write_translation_task(tmp_path / "data")
     preset = diffusion_preset(tmp_path / "preset")
     out = tmp_path / "run"
     assert main(["finetune", "--preset", preset, "--task", "wmt", "--data", data,
@@ -128,7 +120,7 @@ def test_ar_training_text_separates_prompt_and_answer():
 def test_finetune_at_another_sequence_length(tmp_path, capsys):
     from keras_textdiff.recipes import load_model
 
-    data = write_task(tmp_path / "data")
+    data = write_translation_task(tmp_path / "data")
     tokenizer = letter_tokenizer()
     # 32 positions, pretrained at 16: fine-tuning may go up to 32, not past.
     model = ktd.DiffusionDecoder(

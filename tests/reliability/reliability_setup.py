@@ -20,18 +20,12 @@ import pytest
 
 import keras_textdiff as ktd
 from conftest import LETTERS
+from conftest import PAIRS
 from conftest import ar_letter_tokenizer
 from conftest import gpt2_backbone
 from conftest import letter_tokenizer
+from conftest import write_translation_task
 
-PAIRS = [("cat", "chat"), ("dog", "chien"), ("bird", "oiseau"), ("fish", "poisson")]
-
-
-def _translation(directory):
-    directory.mkdir()
-    rows = "".join(f"Gen\t1\t{i}\t{en}\t{fr}\n" for i, (en, fr) in enumerate(PAIRS))
-    for split in ("train", "test"):
-        (directory / f"{split}.tsv").write_text("book\tchapter\tverse\ten\tfr\n" + rows)
 
 
 def _squad(path):
@@ -134,7 +128,7 @@ DAMAGES = {
 def workspace(tmp_path_factory):
     """`{name: path}` of the shared inputs (strings, for argv)."""
     root = tmp_path_factory.mktemp("reliability")
-    _translation(root / "translation")
+    write_translation_task(root / "translation")
     _squad(root / "squad.json")
     (root / "squad_bad.json").write_text("{not json")
     (root / "corpus.txt").write_text("the cat sat on the mat. " * 40)
