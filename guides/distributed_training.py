@@ -101,7 +101,7 @@ def build_and_train():
 
 
 print("One device:")
-build_and_train()
+_ = build_and_train()
 
 """
 ## Data parallel

@@ -326,6 +326,7 @@ def load_model(preset):
     import keras_textdiff
     from keras_textdiff.ar2diff import load_causal_lm
     from keras_textdiff.diffusion_decoder import DiffusionDecoder
+    from keras_textdiff.diffusion_decoder import check_vocabulary
     from keras_textdiff.presets import check_preset
 
     keras_textdiff.load()  # Registers the classes a preset may name.
@@ -349,6 +350,8 @@ def load_model(preset):
         ) from error
     if not isinstance(model, keras_hub.models.CausalLM):
         raise ValueError(f"{preset!r} holds no CausalLM.")
+    if model.preprocessor is not None:  # An AR model clamps such ids too.
+        check_vocabulary(model.backbone, model.preprocessor.tokenizer)
     return model
 
 

@@ -15,8 +15,8 @@ def visible(token, width=8):
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
-def plot_denoising_trajectory(token_strings, path, title=None, max_tokens=48, caption=None):
-    """Save a PNG grid of the target tokens (columns) at each state (rows).
+def plot_denoising_trajectory(token_strings, path=None, title=None, max_tokens=48, caption=None):
+    """Draw the target tokens (columns) at each state (rows), as a PNG or a figure.
 
     A cell is highlighted where the token changed since the previous state,
     so one sees the text settle as the steps go on. Whitespace is drawn
@@ -25,24 +25,25 @@ def plot_denoising_trajectory(token_strings, path, title=None, max_tokens=48, ca
     Args:
         token_strings: list over states of lists of token strings (state 0
             is the start), e.g. `model.denoising_trajectory(p)["tokens"]`.
-        path: where to write the PNG.
+        path: where to write the PNG. `None` returns the matplotlib figure
+            instead, for `plt.show()` (in a notebook) or further drawing.
         title: optional figure title.
         max_tokens: show at most this many target positions.
         caption: optional text under the grid, e.g. the final output
             (`denoising_trajectory(p)["texts"][-1]`).
 
     Returns:
-        `path`.
+        `path`, or the figure when `path` is `None`.
 
     Example:
     ```python
     t = model.denoising_trajectory("def add(a, b):")
     plot_denoising_trajectory(t["tokens"], "trajectory.png", caption=t["texts"][-1])
+    figure = plot_denoising_trajectory(t["tokens"])  # then plt.show()
     ```
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
+    # pyplot's default backend: Agg on a machine without a display, inline
+    # in a notebook (forcing Agg here would hide the figure there).
     import matplotlib.pyplot as plt
 
     if not token_strings or not any(token_strings):
@@ -71,6 +72,8 @@ def plot_denoising_trajectory(token_strings, path, title=None, max_tokens=48, ca
     if caption_lines:
         fig.text(0.01, 0.01, "\n".join(caption_lines), fontsize=8, family="monospace", va="bottom")
     fig.tight_layout(rect=(0, 0.03 * len(caption_lines), 1, 1))
+    if path is None:
+        return fig
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -27,6 +28,11 @@ def test_guide_runs_in_fast_mode(guide, tmp_path):
         # The converted model, attention set back to causal, is the AR model.
         assert "max |difference|: 0.0\n" in result.stdout
         assert (tmp_path / "smollm2_ar2diff" / "task.json").exists()
+        # LoRA trains a fraction of the weights; the saved preset decodes
+        # from the command line.
+        trained, total = re.search(r"training ([\d,]+) of ([\d,]+) weights", result.stdout).groups()
+        assert 0 < int(trained.replace(",", "")) < int(total.replace(",", "")) / 4
+        assert "def add(a, b):\n" in result.stdout.split("AR (greedy, KV cache)")[-1]
     if guide.stem == "distributed_training":
         # One device, data parallel and model parallel train alike.
         losses = [

@@ -25,3 +25,17 @@ def test_the_picture_is_as_wide_as_its_tokens(tmp_path):
 def test_an_empty_trajectory_is_refused(tmp_path):
     with pytest.raises(ValueError, match="empty"):
         plot_denoising_trajectory([[]], tmp_path / "e.png")
+
+
+def test_without_a_path_the_figure_is_returned_and_matches_the_png(tmp_path):
+    import matplotlib.figure
+    import matplotlib.pyplot as plt
+
+    states = [["<mask>"] * 3, ["a", " b", "c"]]
+    figure = plot_denoising_trajectory(states, caption="ab c")
+    assert isinstance(figure, matplotlib.figure.Figure)
+    saved = plot_denoising_trajectory(states, tmp_path / "t.png", caption="ab c")
+    from PIL import Image
+
+    assert tuple(figure.get_size_inches() * 120) == pytest.approx(Image.open(saved).size, abs=1)
+    plt.close(figure)

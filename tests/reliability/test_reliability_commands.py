@@ -211,6 +211,13 @@ INPUTS = [
      ["32 tokens", "`vocabulary_size` = 29"]),
     ("generate-vocabulary-larger", replaced(GENERATE, "--preset", "{diffusion_large_vocabulary}"),
      ["32 tokens", "`vocabulary_size` = 29"]),
+    # The AR model of the same preset: fine-tuned, scored or prompted as AR.
+    ("finetune-ar-vocabulary-larger", with_flags(replaced(TUNE, "--preset", "{ar_large_vocabulary}")),
+     ["29 tokens", "`vocabulary_size` = 10"]),
+    ("evaluate-ar-vocabulary-larger", replaced(SCORE, "--preset", "{ar_large_vocabulary}"),
+     ["29 tokens", "`vocabulary_size` = 10"]),
+    ("generate-ar-vocabulary-larger", replaced(GENERATE, "--preset", "{ar_large_vocabulary}"),
+     ["29 tokens", "`vocabulary_size` = 10"]),
 ]
 
 # Output paths that cannot be written, or hold someone else's work.
