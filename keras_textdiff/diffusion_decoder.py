@@ -599,8 +599,8 @@ class DiffusionDecoder(CausalLM):
         batch = self._generation_batch([prompt], max_length, num_steps)
         num_steps = int(ops.convert_to_numpy(batch["num_steps"]))  # Checked there.
         is_target = ops.convert_to_numpy(batch["target_mask"]).astype(bool)[0]
-        block = self.sampler.block_size or len(is_target)
-        num_blocks = -(-int(is_target.sum()) // block)  # As the sampler's blocks.
+        span = np.flatnonzero(is_target)
+        num_blocks = self.sampler.num_blocks(int(span[-1] - span[0] + 1), len(is_target))
         batch["record"] = np.zeros((num_blocks * num_steps + 1,), "int32")  # Room, as a shape.
         outputs = self.make_generate_function()(batch, stop_token_ids=None)
         states = ops.convert_to_numpy(outputs["states"])[0]

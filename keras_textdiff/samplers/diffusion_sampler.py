@@ -217,6 +217,13 @@ class DiffusionSampler(Sampler):
         needed = length - first_target + 1
         return min(-(-needed // 64) * 64, length)
 
+    def num_blocks(self, target_span, length):
+        """How many blocks decode a target spanning `target_span` positions
+        of sequences of `length` (ints or tensors): one without
+        `block_size`."""
+        block_size = self.block_size or length
+        return (target_span + block_size - 1) // block_size
+
     def __call__(
         self,
         denoiser,
@@ -286,7 +293,7 @@ class DiffusionSampler(Sampler):
         first = ops.min(ops.where(target_mask, positions[None, :], length))
         last = ops.max(ops.where(target_mask, positions[None, :] + 1, 0))
         block_size = self.block_size or length
-        num_blocks = (last - first + block_size - 1) // block_size
+        num_blocks = self.num_blocks(last - first, length)
 
         def block_range(block):
             low = first + block * block_size
