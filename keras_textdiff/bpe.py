@@ -1,4 +1,5 @@
-"""Train a small byte-level BPE vocabulary, served by keras-hub's GPT-2 tokenizer.
+"""Train a small byte-level BPE vocabulary, served by keras-hub's GPT-2 tokenizer
+(or build a character-level one, `character_tokenizer`).
 
 Why a subclass of `GPT2Tokenizer`: keras-hub's byte-pair tokenizer runs two
 different implementations. Inside `tf.data` or a `tf.function` it uses its
@@ -227,6 +228,66 @@ def train_byte_pair_tokenizer(
         texts, vocabulary_size, special_tokens, min_frequency
     )
     return _to_keras_hub(hf_tokenizer, special_tokens)
+
+
+# The start, end and padding token of `GPT2Tokenizer`.
+END_TOKEN = "<|endoftext|>"
+
+
+def character_tokenizer(texts):
+    """A keras-hub `GPT2Tokenizer` with one token per byte of `texts`.
+
+    No training: the vocabulary is `"<|endoftext|>"` (id 0; the start, end
+    and padding token), then every byte-level symbol that occurs in `texts`,
+    sorted, then one token that never occurs. ASCII text gets one token per
+    character, written as GPT-2 writes bytes (`"Ġ"` for a space, `"Ċ"` for
+    a newline); any other character is one token per byte of its UTF-8
+    encoding. A byte absent from `texts` has no id: eager calls drop it,
+    `tf.data` gives it -1. So build the tokenizer from every text it will
+    read, prompts and answers of all splits.
+
+    Why the token that never occurs: keras-hub's `BytePairTokenizer` cannot
+    be built with `merges=[]` (keras-hub 0.32 builds its lookup table of
+    merges with the wrong key type and fails with `NotFoundError: Could not
+    find device for node ... HashTableV2`), so the tokenizer gets one merge
+    rule, `"<|endoftext|> <|endoftext|>"`, and its product. The end token
+    is unsplittable: both of keras-hub's paths (eager calls and `tf.data`)
+    cut it out of the text before splitting words into symbols, so the rule
+    never fires and every byte stays its own token, with the same ids in
+    both paths.
+
+    Args:
+        texts: a list (or iterable) of strings.
+
+    Returns:
+        A `keras_hub.tokenizers.GPT2Tokenizer`.
+
+    Raises:
+        ValueError: if `texts` holds no character.
+
+    Example:
+
+    >>> tokenizer = character_tokenizer(["sixty six", "66"])
+    >>> tokenizer.vocabulary_size()  # The end token, "6istxyĠ", the unused one.
+    9
+    >>> tokenizer("six 66").tolist()
+    [3, 2, 5, 7, 1, 1]
+    >>> tokenizer.detokenize(tokenizer("six 66"))
+    'six 66'
+    """
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    symbols = set()
+    for text in texts:
+        for word, _ in byte_level.pre_tokenize_str(text):
+            symbols.update(word)
+    if not symbols:
+        raise ValueError("`texts` holds no character: pass the texts to tokenize.")
+    vocabulary = {END_TOKEN: 0}
+    for token in sorted(symbols) + [END_TOKEN * 2]:
+        vocabulary[token] = len(vocabulary)
+    return keras_hub.tokenizers.GPT2Tokenizer(
+        vocabulary=vocabulary, merges=[f"{END_TOKEN} {END_TOKEN}"]
+    )
 
 
 def count_tokens(tokenizer, texts):

@@ -1,5 +1,8 @@
 """Datasets for keras_textdiff."""
 
+from keras_textdiff.data.number_words import closest_training_targets
+from keras_textdiff.data.number_words import number_word_pairs
+from keras_textdiff.data.number_words import number_words
 from keras_textdiff.data.pipeline import text_dataset
 from keras_textdiff.data.pipeline import to_dataset
 from keras_textdiff.data.python_stdlib import extract_functions

@@ -102,6 +102,15 @@ ARGUMENTS = [
     ("quickstart-seconds-nan", with_flags(QUICK, "--train-seconds", "nan"), ["--train-seconds"]),
     ("quickstart-max-steps-0", with_flags(QUICK, "--max-steps", "0"), ["--max-steps"]),
     ("quickstart-batch-negative", with_flags(QUICK, "--batch-size", "-1"), ["--batch-size"]),
+    ("quickstart-task-unknown", with_flags(QUICK, "--task", "nope"), ["--task", "invalid choice", "'nope'"]),
+    ("quickstart-task-empty", with_flags(QUICK, "--task", ""), ["--task", "invalid choice"]),
+    ("quickstart-code-batch-0", with_flags(QUICK, "--task", "code", "--batch-size", "0"), ["--batch-size"]),
+    # Options of the code task only, given to the numbers task (the default).
+    ("quickstart-numbers-sequence-length", with_flags(QUICK, "--sequence-length", "64"),
+     ["`sequence_length` applies to task 'code' only", "--task code", "sequence_length=64"]),
+    ("quickstart-numbers-vocabulary-size",
+     with_flags(QUICK, "--task", "numbers", "--vocabulary-size", "300", "--sequence-length", "16"),
+     ["`sequence_length` and `vocabulary_size` apply to task 'code' only", "--task code"]),
     ("no-command", [], ["required", "command"]),
     ("unknown-command", ["train", "--steps", "1"], ["invalid choice", "'train'"]),
 ]
