@@ -4,7 +4,6 @@ and rendering runs them in a kernel and keeps their outputs and pictures."""
 import ast
 import importlib.util
 import pathlib
-import sys
 
 import pytest
 
@@ -57,7 +56,6 @@ Accelerator: None
 ## Printing
 """
 
-import sys
 print("printed", 6 * 7)
 print("step" + " one\\rstep" + " two")
 print("I0000 00:00:1796121278.396486    4812 port.cc:153] one" + "DNN custom operations", file=sys.stderr)
