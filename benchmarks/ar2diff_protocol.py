@@ -78,25 +78,6 @@ def device_name():
         return cpu_description()
 
 
-def crop_context(example, max_chars):
-    """A training example whose context is cut to the sentences around the
-    answer (about `max_chars` characters), so that a step costs less. Test
-    questions keep their whole context."""
-    question, context = example["prefix"].split(" context: ", 1)
-    at = context.find(example["target"])
-    if at < 0 or len(context) <= max_chars:
-        return example
-    low = max(0, at - max_chars // 2)
-    high = min(len(context), low + max_chars)
-    low = max(0, high - max_chars)
-    # Snap to sentence starts/ends, keeping the answer inside.
-    start = context.rfind(". ", 0, low)
-    start = 0 if start < 0 else start + 2
-    end = context.find(". ", max(high, at + len(example["target"])))
-    end = len(context) if end < 0 else end + 1
-    return {**example, "prefix": f"{question} context: {context[start:end]}"}
-
-
 def adaptation_corpus(data, squad_train, limit):
     """Prose and code: SQuAD training contexts, English verses, the stdlib."""
     from keras_textdiff.data import load_task
@@ -394,10 +375,11 @@ def parse_args(argv=None):
 
 def squad_training(args):
     """SQuAD's training examples, contexts cut around the answer."""
+    from keras_textdiff.data import crop_squad_context
     from keras_textdiff.data import load_task
 
     path = os.path.join(args.data, TASKS["squad"]["path"])
-    return [crop_context(e, args.context_chars) for e in load_task("squad", path, "train")]
+    return [crop_squad_context(e, args.context_chars) for e in load_task("squad", path, "train")]
 
 
 def task_data(args, preset):

@@ -6,7 +6,7 @@ Last modified: 2026-12-01
 Description: Convert SmolLM2 into a diffusion model, fine-tune it on SQuAD and
 on MBPP, and score it (F1 and exact match; sandboxed pass@k) beside trivial
 baselines and the AR model's measured numbers.
-Accelerator: None needed (about 30 minutes on 2 CPU cores); a GPU makes it faster.
+Accelerator: None needed (about 35 minutes on 2 CPU cores); a GPU makes it faster.
 """
 
 """
@@ -55,6 +55,7 @@ import numpy as np  # noqa: E402
 
 import keras_textdiff as ktd  # noqa: E402
 from keras_textdiff.checkpoints import import_gguf  # noqa: E402
+from keras_textdiff.data.tasks import crop_squad_context  # noqa: E402
 from keras_textdiff.data.tasks import load_mbpp  # noqa: E402
 from keras_textdiff.data.tasks import load_squad  # noqa: E402
 from keras_textdiff.evaluation import evaluate  # noqa: E402
@@ -70,7 +71,7 @@ LEARNING_RATE = 5e-4  # AdamW, constant.
 LORA_RANK = 16
 # SQuAD: answers of up to 32 tokens after prompts that fit 192 tokens.
 SQUAD_LENGTH, ANSWER_LENGTH = (96, 16) if FAST else (192, 32)
-SQUAD_STEPS = 2 if FAST else 100
+SQUAD_STEPS = 2 if FAST else 150
 SQUAD_QUESTIONS = 4 if FAST else 40
 # MBPP: programs of up to 128 tokens after prompts that fit 256 tokens.
 CODE_LENGTH, PROGRAM_LENGTH = (96, 48) if FAST else (256, 128)
@@ -264,11 +265,15 @@ used (its 10,570 questions are plenty for a fine-tuning budget this small):
 example's prompt is `"question: ... context: ..."` and its target is the
 first reference answer; `"answers"` keeps every reference for scoring.
 
+Training questions get their context cut to the sentences around the
+answer (`crop_squad_context`, about 500 characters, as the README's runs
+did): a step costs the same, but most questions then fit the packed layout
+and the model learns to find a span, not to fit short paragraphs only.
 `fitting_pairs` keeps the questions whose prompt and answer fit the packed
 layout whole (with SmolLM2: a prompt of at most 158 tokens before the 32
-answer positions; nothing is cut silently). Test questions are filtered the
-same way, so they have shorter paragraphs than the README's, which allowed
-prompts of 320 tokens. We score `SQUAD_QUESTIONS` of them, spread evenly
+answer positions; nothing is cut silently). Test questions keep their whole
+context and are filtered the same way, so they have shorter paragraphs than
+the README's, which allowed prompts of 320 tokens. We score `SQUAD_QUESTIONS` of them, spread evenly
 over the test articles rather than the first ones, which come from one or
 two articles.
 """
@@ -280,7 +285,9 @@ def spread(examples, n):
 
 
 squad_model = convert(ar_model, SQUAD_LENGTH, ANSWER_LENGTH)
-squad_train = squad_model.preprocessor.fitting_pairs(load_squad(SQUAD_FILE, "train"))
+squad_train = squad_model.preprocessor.fitting_pairs(
+    [crop_squad_context(e) for e in load_squad(SQUAD_FILE, "train")]
+)
 squad_test = squad_model.preprocessor.fitting_pairs(load_squad(SQUAD_FILE, "test"))
 print(
     f"SQuAD: {len(squad_train)} training and {len(squad_test)} test questions fit; "
@@ -381,7 +388,7 @@ questions with the same recipe at 150 steps (`benchmarks/results/quality-smollm2
 The AR row is not rerun here: fine-tuning the AR model costs as much time
 again (1,336 s for its 150 steps), past this guide's budget;
 `python benchmarks/ar2diff_protocol.py --rows AR` runs it. This guide
-trains 100 steps, not 150, and scores 40 shorter questions, not 200: a
+trains as the README's row did (150 steps) but scores 40 shorter questions, not 200: a
 score on a few dozen questions moves by ten points from one set to another
 (the README's AR2Diff_0 scored F1 36.7 on the first 48 of its 200 questions,
 `benchmarks/results/squad-decoding-sweep-cpu.md`), so compare the model
@@ -499,7 +506,7 @@ function header with the name the prompt's test asks for, then a body that
 repeats a fragment (`str(str(str(...`, or `for = 1` line after line) until
 the 128 positions are full (`benchmarks/results/mbpp-decoding-sweep-cpu.md`);
 after the 20 steps here, less than that (the programs above). Copying a
-short span out of a paragraph is within reach of 100 steps; a whole
+short span out of a paragraph is within reach of 150 steps; a whole
 program, where every token must be right, is not. The paper fine-tunes for
 MBPP for 5,000 steps of batch 128 and reports pass@80.
 

@@ -56,6 +56,7 @@ Accelerator: None
 ## Printing
 """
 
+import sys
 print("printed", 6 * 7)
 print("step" + " one\\rstep" + " two")
 print("I0000 00:00:1796121278.396486    4812 port.cc:153] one" + "DNN custom operations", file=sys.stderr)

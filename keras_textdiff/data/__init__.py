@@ -4,6 +4,7 @@ from keras_textdiff.data.number_words import closest_training_targets
 from keras_textdiff.data.number_words import number_word_pairs
 from keras_textdiff.data.number_words import number_words
 from keras_textdiff.data.pipeline import text_dataset
+from keras_textdiff.data.tasks import crop_squad_context
 from keras_textdiff.data.pipeline import to_dataset
 from keras_textdiff.data.python_stdlib import extract_functions
 from keras_textdiff.data.python_stdlib import load_python_stdlib

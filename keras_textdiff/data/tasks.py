@@ -354,6 +354,46 @@ def load_squad(path, split, seed=0, fractions=SQUAD_FRACTIONS):
 # --- MBPP --------------------------------------------------------------------
 
 
+def crop_squad_context(example, max_chars=500):
+    """The example with its context cut to the sentences around its answer.
+
+    Training on SQuAD costs less, and more questions fit a short packed
+    layout, when each context is cut to about `max_chars` characters around
+    the answer, snapped to sentence boundaries and always keeping the
+    answer. Crop training examples only: test questions keep their whole
+    context. An example whose context is short enough, or whose answer is
+    not found in it, is returned unchanged.
+
+    Example:
+
+    >>> context = "It rained. The sea rose. Ann came by boat. The town was dry. Then snow."
+    >>> example = {"prefix": f"question: Who came? context: {context}", "target": "Ann"}
+    >>> crop_squad_context(example, max_chars=20)["prefix"]
+    'question: Who came? context: The sea rose. Ann came by boat.'
+
+    Args:
+        example: a dict from `load_squad` (`"prefix"` =
+            `"question: ... context: ..."`, `"target"` = the answer).
+        max_chars: int, about how many characters of context to keep.
+
+    Returns:
+        A dict like `example`, with a shorter `"prefix"`.
+    """
+    question, context = example["prefix"].split(" context: ", 1)
+    at = context.find(example["target"])
+    if at < 0 or len(context) <= max_chars:
+        return example
+    low = max(0, at - max_chars // 2)
+    high = min(len(context), low + max_chars)
+    low = max(0, high - max_chars)
+    # Snap to sentence starts/ends, keeping the answer inside.
+    start = context.rfind(". ", 0, low)
+    start = 0 if start < 0 else start + 2
+    end = context.find(". ", max(high, at + len(example["target"])))
+    end = len(context) if end < 0 else end + 1
+    return {**example, "prefix": f"{question} context: {context[start:end]}"}
+
+
 def mbpp_prefix(text, tests):
     """The MBPP input: the problem statement and the first test as a hint.
 
