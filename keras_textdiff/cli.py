@@ -123,7 +123,7 @@ def _finetune(args):
         checkpoint_every=args.checkpoint_every, seed=args.seed,
         split=args.split, sequence_length=args.sequence_length,
         lora_rank=args.lora_rank, command=" ".join(["textdiff", *sys.argv[1:]]),
-        distribution=_distribution(args),
+        distribution=_distribution(args), context_chars=args.context_chars,
     )
     print(
         f"Fine-tuned {result['steps']} steps on {args.task} "
@@ -552,6 +552,11 @@ def build_parser():
     tune.add_argument(
         "--sequence-length", type=_positive_int, default=None,
         help="packed example length (default: the preset's); longer examples are left out",
+    )
+    tune.add_argument(
+        "--context-chars", type=_int_at_least(0), default=None,
+        help="--task squad only: cut training contexts to about this many characters "
+        "around the answer (default 500; 0 keeps them whole)",
     )
     _add_run_flags(tune, batch_size=8)
     _add_training_flags(tune)

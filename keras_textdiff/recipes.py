@@ -441,6 +441,19 @@ def _save(model, run):
     return save_preset(model, os.path.join(run.path, "preset"), overwrite=True)
 
 
+def _squad_context_chars(task, context_chars):
+    """`finetune`'s `context_chars`, checked: 500 by default for SQuAD."""
+    if task != "squad":
+        if context_chars is not None:
+            raise ValueError(
+                f"`context_chars` (--context-chars) cuts SQuAD contexts; task {task!r} has "
+                "none. Leave it out."
+            )
+        return None
+    check_int("context_chars", context_chars, 0, optional=True)
+    return 500 if context_chars is None else context_chars
+
+
 def _write_metrics(run, result, steps):
     """Write `result` as the run's metrics, unless the run had finished before
     this call: its `metrics.json` (loss, accuracy) is then kept as it is."""
@@ -475,6 +488,7 @@ def finetune(
     command=None,
     verbose="auto",
     distribution=None,
+    context_chars=None,
 ):
     """Fine-tune a diffusion or AR preset on a task; resumable.
 
@@ -486,6 +500,12 @@ def finetune(
     running it again after an interruption resumes from the last checkpoint.
     `distribution`: `None` (one device), `"data"` or `"BATCHxMODEL"` (see
     `keras_textdiff.distribution`), as in every recipe here.
+
+    SQuAD's training contexts are cut to about `context_chars` characters
+    around the answer (`keras_textdiff.data.crop_squad_context`; by default
+    500, as in the README's SmolLM2 runs; 0 keeps them whole): a step costs
+    no more, and more questions fit the packed length. Other tasks take no
+    `context_chars`.
 
     `lora_rank` (an int >= 1) trains LoRA updates of the attention only
     (`keras_textdiff.lora`); they are merged into the kernels before the
@@ -501,12 +521,14 @@ def finetune(
     model = keras_textdiff.DiffusionDecoder.from_preset("./squad_run/preset")
     ```
     """
+    from keras_textdiff.data import crop_squad_context
     from keras_textdiff.data import load_task
     from keras_textdiff.presets import check_preset
 
     check_lora_rank(lora_rank)
     _check_training_arguments(steps, batch_size, learning_rate, checkpoint_every, seed)
     check_int("sequence_length", sequence_length, 1, optional=True)
+    context_chars = _squad_context_chars(task, context_chars)
     check_preset(preset)
     config = {
         "command": "finetune",
@@ -521,11 +543,14 @@ def finetune(
         "seed": seed,
         "sequence_length": sequence_length,
         "lora_rank": lora_rank,
+        **({"context_chars": context_chars} if task == "squad" else {}),
         "dtype": _dtype_policy_name(),
         "command_line": command,
         "distribution": describe_distribution(distribution),
     }
     examples = load_task(task, data, split)  # Bad names/files fail first.
+    if context_chars:
+        examples = [crop_squad_context(e, context_chars) for e in examples]
     run = RunDirectory(out_dir, config, ignored_keys=IGNORED_KEYS, create=False)
     keras.utils.set_random_seed(seed)
     model = load_model(preset)

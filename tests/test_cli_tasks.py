@@ -158,3 +158,44 @@ def test_ar_fine_tuning_leaves_out_examples_that_do_not_fit(capsys):
     assert "dropped 1 of 2" in capsys.readouterr().out
     with pytest.raises(ValueError, match="None of the 1 examples fits"):
         pair_dataset(model, examples[1:], batch_size=1, seed=0)
+
+
+def squad_file(path, context, question, answer):
+    article = {"title": "Mills", "paragraphs": [{"context": context, "qas": [{
+        "id": "q0", "question": question,
+        "answers": [{"text": answer, "answer_start": context.index(answer)}]}]}]}
+    path.write_text(json.dumps({"version": "1.1", "data": [article]}))
+    return str(path)
+
+
+def test_squad_training_contexts_are_cut_around_the_answer(tmp_path, capsys):
+    from keras_textdiff.bpe import train_byte_pair_tokenizer
+
+    filler = " ".join(f"Sentence {i} is about the weather." for i in range(20))
+    context = f"{filler} The mill grinds wheat. {filler}"
+    data = squad_file(tmp_path / "squad.json", context, "What does the mill grind?", "wheat")
+    tokenizer = train_byte_pair_tokenizer([context, "question: What does the mill grind?"] * 4,
+                                          vocabulary_size=300)
+    model = ktd.DiffusionDecoder(gpt2_backbone(tokenizer.vocabulary_size(), sequence_length=128),
+                                 ktd.DiffusionPreprocessor(tokenizer, 128))
+    model.save_to_preset(str(tmp_path / "preset"))
+    whole = len(tokenizer(f"question: What does the mill grind? context: {context}"))
+    assert whole > 128  # The whole context does not fit; cut to 200 characters it does.
+    base = ["finetune", "--preset", str(tmp_path / "preset"), "--task", "squad", "--data", data,
+            "--split", "all", "--steps", "1", "--batch-size", "1"]
+    assert main(base + ["--out", str(tmp_path / "whole"), "--context-chars", "0"]) == 2
+    assert "None of the 1 examples fits" in capsys.readouterr().err
+    assert main(base + ["--out", str(tmp_path / "cut"), "--context-chars", "200"]) == 0
+    config = json.loads((tmp_path / "cut" / "run_config.json").read_text())
+    assert config["context_chars"] == 200
+    # Only SQuAD has contexts; a bad number is refused before any work.
+    translation = write_translation_task(tmp_path / "data")
+    for flags, message in ((["--task", "translation", "--data", translation,
+                             "--context-chars", "100"], "cuts SQuAD contexts"),
+                           (["--task", "squad", "--data", data, "--context-chars", "-1"],
+                            "must be an int >= 0")):
+        out = tmp_path / "refused"
+        argv = ["finetune", "--preset", str(tmp_path / "preset"), "--out", str(out),
+                "--steps", "1", *flags]
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err and not out.exists()

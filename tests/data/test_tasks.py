@@ -9,6 +9,7 @@ import pathlib
 
 import pytest
 
+from keras_textdiff.data import crop_squad_context
 from keras_textdiff.data import load_humaneval
 from keras_textdiff.data import load_mbpp
 from keras_textdiff.data import load_squad
@@ -363,3 +364,19 @@ def test_humaneval_packaged_file():
 def test_load_task_unknown_name():
     with pytest.raises(ValueError, match=r"Unknown task 'wmt'.*\['humaneval', 'mbpp', 'squad', 'translation'\]"):
         load_task("wmt", "x", "train")
+
+
+def test_crop_squad_context_keeps_whole_sentences_around_the_answer():
+    sentences = [f"Sentence number {i} says little." for i in range(40)]
+    sentences[20] = "The mill grinds wheat."
+    context = " ".join(sentences)
+    example = {"prefix": f"question: What? context: {context}", "target": "wheat", "answers": ["wheat"]}
+    cropped = crop_squad_context(example, max_chars=120)
+    question, kept = cropped["prefix"].split(" context: ")
+    assert question == "question: What?" and cropped["answers"] == ["wheat"]
+    assert "The mill grinds wheat." in kept and kept in context
+    assert 120 <= len(kept) < 120 + 2 * len(sentences[0])  # Snapped outward to sentence ends.
+    assert kept.startswith("Sentence number") and kept.endswith("little.")
+    # Short contexts, and answers not found in the context, are left as they are.
+    assert crop_squad_context(example, max_chars=len(context)) == example
+    assert crop_squad_context({**example, "target": "barley"}, max_chars=120) == {**example, "target": "barley"}
