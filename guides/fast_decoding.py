@@ -445,9 +445,14 @@ How to read them:
   10 steps, 35.2 with 32 steps, and 35.2 with threshold decoding at 29.2
   calls.
 - Threshold and entropy-bound decoding spend calls where the answer needs
-  them, so they save more the better the model knows the answer: 32 calls
-  on average after 150 fine-tuning steps, 16 after adapting the model
-  first (AR2Diff_300, `benchmarks/results/quality-smollm2-cpu.md`).
+  them, so they save more the better the model knows the answer (the
+  README's runs: 32 calls on average after 150 fine-tuning steps on whole
+  contexts, 16 after adapting the model first, AR2Diff_300,
+  `benchmarks/results/quality-smollm2-cpu.md`). Once the answer is written,
+  the rest of the 32 positions is end and padding tokens, which the model
+  spreads over both ids: the samplers count a sampled stop token as sure as
+  all stop ids together, so that rest goes in one step, not one position a
+  step (the trajectory below shows it).
 - `ordered_stop=False` against the row below it is the cost of committing
   end tokens first: answers cut short.
 - With 20 questions, one question answered more or less moves F1 by up to

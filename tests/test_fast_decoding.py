@@ -273,6 +273,37 @@ def test_ordered_stop_commits_stop_tokens_only_after_decided_positions():
     assert ktd.DiffusionSampler.from_config(sampler.get_config()).ordered_stop
 
 
+@pytest.mark.parametrize("strategy", ["threshold", "entropy_bound"])
+def test_a_sampled_stop_is_as_sure_as_the_stop_ids_together(strategy):
+    # Position 1 holds decided content; 2-4 are masked (token 3), and the
+    # model splits each between the end token (1) and padding (0): no single
+    # id reaches the threshold (0.6 < 0.9), the two together do (0.96).
+    probs = np.full((1, 5, 4), 0.02)
+    probs[0, 2:, 0] = 0.6
+    probs[0, 2:, 1] = 0.36
+    probs = probs / probs.sum(-1, keepdims=True)
+    logits = np.log(probs).astype("float32")
+    samples = np.array([[2, 2, 0, 0, 0]], "int32")
+    tokens = np.array([[2, 2, 3, 3, 3]], "int32")
+    candidates = np.array([[False, True, True, True, True]])
+
+    def chosen(stop):
+        picked = unmasking.select(strategy, logits, tokens, samples, candidates, 3,
+                                  mask_token_id=3, threshold=0.9, stop_token_ids=stop,
+                                  entropy_bound=0.6)
+        return ops.convert_to_numpy(picked)[0].tolist()
+
+    # Each position's entropy over the four ids, and with the stops as one.
+    entropy = -(probs[0, 2] * np.log(probs[0, 2])).sum()
+    stop = probs[0, 2, :2].sum()
+    merged = -(stop * np.log(stop) + (probs[0, 2, 2:] * np.log(probs[0, 2, 2:])).sum())
+    assert 3 * merged < 0.6 < entropy  # So the bound separates the two readings.
+    # Token by token: only the surest one a step (or none past the bound).
+    assert chosen([0]) == [False, False, True, False, False]
+    # The stop ids as one outcome: the whole rest of the answer at once.
+    assert chosen([0, 1]) == [False, False, True, True, True]
+
+
 @pytest.mark.parametrize("strategy", ["confidence", "threshold"])
 def test_ordered_stop_decodes_every_target(strategy):
     model, mask_id = mask_model()

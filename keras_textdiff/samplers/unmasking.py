@@ -30,7 +30,8 @@ With `stop_token_ids`, the mask strategies commit a stop token (end or
 padding) only once no masked position before it would get content, so that
 an output's length follows its content: a short answer's end token is
 otherwise often the most confident guess while the answer is still masked,
-and cuts it off.
+and cuts it off. A sampled stop token's confidence (and entropy) counts the
+stop ids as one outcome: the output ends there, whichever of them it is.
 """
 
 from keras import ops
@@ -97,15 +98,24 @@ def select(
     masked = ops.logical_and(candidates, tokens == mask_token_id)
     last_step = steps_left <= 1
     ready = masked
+    chosen = ops.take_along_axis(probs, samples[..., None], axis=-1)[..., 0]
     if stop_token_ids:
-        is_stop = ops.any(samples[..., None] == ops.convert_to_tensor(stop_token_ids, "int32"), axis=-1)
+        stop_ids = ops.convert_to_tensor(stop_token_ids, "int32")
+        is_stop = ops.any(samples[..., None] == stop_ids, axis=-1)
         # A stop token waits while a masked position before it would still
         # get content: then the content, not the stop, decides the length.
         content = ops.cast(ops.logical_and(masked, ~is_stop), "int32")
         content_before = ops.cumsum(content, axis=-1) - content
         ready = ops.logical_and(masked, ops.logical_or(~is_stop, content_before == 0))
         ready = ops.logical_or(ready, ops.logical_and(masked, last_step))
-    chosen = ops.take_along_axis(probs, samples[..., None], axis=-1)[..., 0]
+        # Which stop token a position gets does not matter (the output ends
+        # there either way), so a sampled stop is as sure as the model is
+        # that the output has ended: the stop ids' summed probability. A
+        # model that spreads the padding after an answer over its end and
+        # padding tokens (0.5 each) is then sure of it, and threshold
+        # decoding fills it in one step instead of one position a step.
+        stop_probs = ops.take(probs, stop_ids, axis=-1)
+        chosen = ops.where(is_stop, ops.sum(stop_probs, axis=-1), chosen)
     if strategy == "threshold":
         # At least the best one; everything at a block's last step.
         best = _top_k(chosen, ready, ops.ones_like(_count(ready)))
@@ -113,6 +123,10 @@ def select(
         return ops.logical_or(ops.logical_and(ready, sure), best)
     if strategy == "entropy_bound":
         entropy = -ops.sum(probs * ops.log(probs + 1e-10), axis=-1)
+        if stop_token_ids:  # The stop ids as one outcome, as above.
+            merged = entropy + ops.sum(stop_probs * ops.log(stop_probs + 1e-10), axis=-1)
+            merged = merged - chosen * ops.log(chosen + 1e-10)
+            entropy = ops.where(is_stop, merged, entropy)
         # Ready positions by entropy, surest first; the summed entropy of
         # each one and all surer ones decides (others count as infinite).
         entropy = ops.where(ready, entropy, 1e30)
