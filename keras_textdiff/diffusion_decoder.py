@@ -1,5 +1,7 @@
 """`DiffusionDecoder`: a keras-hub `CausalLM` that trains and decodes by diffusion."""
 
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -394,6 +396,16 @@ class DiffusionDecoder(CausalLM):
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    def fit(self, *args, **kwargs):
+        """keras-hub's `fit()`, without Keras' warning that `shuffle` is
+        ignored. keras-hub hands Keras a dataset whatever it is given (it
+        batches in-memory inputs itself, in their order), and Keras never
+        shuffles a dataset: shuffle in-memory inputs before the call, or
+        pass a shuffled `tf.data.Dataset`."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+            return super().fit(*args, **kwargs)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True

@@ -14,7 +14,7 @@ runs it in a Jupyter kernel (`nbclient`) so that printed text and
 
 Guides run from the repository root, as `python guides/X.py` would, and
 inherit the environment (`KERAS_TEXTDIFF_GUIDE_FAST`, `KERAS_BACKEND`, ...).
-The time each guide took is written under its title.
+The time each guide took, and on which CPU, is written under its title.
 """
 
 import argparse
@@ -25,6 +25,8 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from results_files import cpu_description  # noqa: E402
 
 
 def guide_cells(source):
@@ -81,7 +83,8 @@ def notebook(header, cells, seconds=None):
         if key in header:
             title.append(f"**{key}:** {header[key]}<br>")
     if seconds is not None:
-        title.append(f"**Run time when rendered:** {seconds:.0f} s<br>")
+        # Machines differ (bfloat16 is fast with Intel AMX, slow without).
+        title.append(f"**Run time when rendered:** {seconds:.0f} s on {cpu_description()}<br>")
     book = nbformat.v4.new_notebook()
     book.cells = [nbformat.v4.new_markdown_cell("\n".join(title))] + [
         nbformat.v4.new_markdown_cell(text) if kind == "markdown" else nbformat.v4.new_code_cell(text)

@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import keras_hub
 import numpy as np
@@ -108,6 +110,24 @@ def test_prefix_attention_keeps_the_prefix_independent_of_the_target():
     )
     first = int(np.argmax(x["target_mask"][0]))
     assert np.abs(logits(x["token_ids"])[0, first] - logits(changed)[0, first]).max() > 1e-4
+
+
+def test_fit_does_not_warn_that_shuffle_is_ignored():
+    # keras-hub hands Keras a dataset whatever fit() gets, and Keras warns on
+    # every call that its default `shuffle=True` is ignored.
+    import tensorflow as tf
+
+    model = make_model()
+    words = ["abc", "defg"] * 4
+    data = tf.data.Dataset.from_tensor_slices({"prefix": words, "target": words}).batch(4)
+    for x in ({"prefix": words, "target": words}, data):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(x, epochs=1, verbose=0)
+        assert not [w for w in caught if "shuffle" in str(w.message)]
+    # The filter is only for the call: Keras itself still warns.
+    with pytest.warns(UserWarning, match="shuffle"):
+        keras.Model.fit(model, data.map(model.preprocessor), epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize("backbone_fn", [gpt2_backbone, gemma_backbone])
