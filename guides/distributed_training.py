@@ -1,6 +1,8 @@
 """
 Title: Training and decoding on many devices: data and model parallel
 Author: keras_textdiff
+Date created: 2026-11-23
+Last modified: 2026-12-01
 Description: Keras' own distribution API (JAX) for DiffusionDecoder: the
 same fit() and generate() on 8 devices, and what changes on a TPU VM or a
 multi-GPU host.

@@ -6,7 +6,7 @@ Last modified: 2026-12-01
 Description: Train a small text diffusion model from scratch to write
 numbers in digits ("three hundred twelve" -> "312"), score it on numbers it
 never saw, and watch it denoise its answer step by step.
-Accelerator: None needed (the full run takes 3 to 5 minutes on 2 CPU cores).
+Accelerator: None needed (the full run takes about 6 minutes on 2 CPU cores).
 """
 
 """
@@ -207,9 +207,9 @@ for words, digits, output in list(zip(test_words, test_digits, outputs))[:5]:
 """
 Every held-out number is new, so both baselines score 0%: the closest
 training spelling of "four hundred fifty nine" belongs to another number.
-The model scores 93.5% after 900 steps (150 to 250 s of training on 2
-shared CPU cores): it has not looked its answers up, it has learned to read
-the words.
+The model scores 93.5% after 900 steps (278 s of training on 2 CPU cores
+in the run shown here): it has not looked its answers up, it has learned to
+read the words.
 
 Its mistakes are worth a look:
 """
@@ -220,10 +220,12 @@ for words, digits, output in wrong[:15]:
     print(f"  {words!r:27} -> {output!r:6} (reference {digits!r})")
 
 """
-In our run 13 of the 200 are wrong, and they cluster: a `0` in the middle,
-a digit no word names ("two hundred six", four of them); "twelve" (all
-four held-out numbers that end in it); and two-digit numbers cut to one
-digit ("seventy four" -> "7", three of them).
+In the run shown here 13 of the 200 are wrong, and they are near misses
+rather than noise: a digit copied from its neighbour or one off ("one
+hundred twelve" -> "111", six of them); the hundreds digit or a zero
+("two hundred six" -> "606", four); and the wrong length ("two" -> "22",
+"five hundred two" -> "5", three). Which numbers fail changes from run to
+run and machine to machine; the kinds of mistakes do not.
 
 ## 6. How many steps does it need?
 
@@ -239,13 +241,12 @@ for num_steps in (1, 2, 4, 10):
     print(f"{num_steps:2} steps: exact match {exact_match(by_steps[num_steps]):.1f}%")
 
 """
-One step gets most numbers right (82% in our run), the second step fixes
-most of the rest (93.5%), and later steps change little: a three-digit
-answer is settled after two reads. (One step is also handicapped by the
-choice among the 8 candidates: the score that picks the best one compares a
-step's input with its prediction, and the input of the first step is the
-random start. Greedy decoding of a single candidate scores 87% after one
-step.) Longer text needs more steps.
+One step gets most numbers right (82.5% here), the second step fixes most
+of the rest (93%), and later steps change little: a three-digit answer is
+settled after two reads. (One step is also handicapped by the choice among
+the 8 candidates: the score that picks the best one compares a step's input
+with its prediction, and the input of the first step is the random start.)
+Longer text needs more steps.
 
 ## 7. Watch it denoise
 
@@ -281,11 +282,16 @@ figure = plot_denoising_trajectory(
 plt.show()
 
 """
-In our run that number is "three hundred fifty". The start row holds the
-random tokens (the first is the end token, so their text is empty). The
-first step writes a digit in every position at once: "355", a plausible
-guess. The second step reads that guess together with the prompt and
-corrects the last digit: "350". After that nothing changes (the pale rows).
+In the run shown here that number is "two hundred six", one of the
+mistakes above. The start row holds random tokens. The first step writes a
+digit in every position at once: "200", the hundreds right and the six
+still missing. The second step reads that guess together with the prompt
+and changes two positions in the same parallel step: the last digit becomes
+the 6, and the first one becomes a 6 as well: "606". After that nothing
+changes (the pale rows): every position agrees with the others, wrongly.
+Positions that change together without seeing each other's new value are
+the price of parallel decoding; more steps, or committing only the surest
+positions each step (`guides/fast_decoding.py`), trade speed for it.
 
 ## 8. Save and reload
 
@@ -309,8 +315,8 @@ print(f"the whole guide took {time.time() - guide_start:.0f} s")
 
 - Other decoders: `DiffusionSampler(strategy=..., block_size=...,
   early_stop=True)`. `early_stop` ends the loop once a step changes
-  nothing: on this task, in our run, after 4 model calls instead of 10, at
-  the same 93.5% exact match.
+  nothing: on this task, where most answers are settled after two steps
+  (section 6), it saves most of the 10 model calls.
 - Absorbing ("mask") noise instead of uniform noise:
   `DiffusionDecoder(..., noise=ktd.MaskNoise(mask_token_id))`, with a
   `[MASK]` token in the vocabulary.
