@@ -234,8 +234,19 @@ class DiffusionPreprocessor(Preprocessor):
             and len(b) <= target_room
         ]
 
-    def _tokenize(self, strings):
-        return _to_ragged(self.tokenizer(strings))
+    def _tokenize(self, *batches):
+        """Each rank-1 batch of strings as ragged ids, in one tokenizer call.
+
+        Traced into a `tf.data` graph, keras-hub's byte-pair tokenizer adds
+        thousands of ops per call: one call for prefix, target and suffix
+        together makes `fit()` start seconds sooner than three.
+        """
+        ids = _to_ragged(self.tokenizer(tf.concat(batches, axis=0)))
+        if len(batches) == 1:
+            return ids
+        ends = tf.cumsum([tf.shape(b)[0] for b in batches])
+        starts = tf.concat([[0], ends[:-1]], axis=0)
+        return tuple(ids[starts[i] : ends[i]] for i in range(len(batches)))
 
     def _pack(
         self, prefix, target, sequence_length, add_end=True, crop=False, suffix=None
@@ -345,11 +356,7 @@ class DiffusionPreprocessor(Preprocessor):
                     f"strings; missing {sorted(missing)}. Pass raw strings "
                     "instead to get a random prefix/target split."
                 )
-            (prefix, _), (target, _) = _as_batch(x["prefix"]), _as_batch(
-                x["target"]
-            )
-            prefix, target = self._tokenize(prefix), self._tokenize(target)
-            suffix = self._suffix(x)
+            prefix, target, suffix = self._tokenize_pairs(x)
             crop = False
         else:
             strings, _ = _as_batch(x)
@@ -372,10 +379,22 @@ class DiffusionPreprocessor(Preprocessor):
             weights = weights * sample_weight
         return keras.utils.pack_x_y_sample_weight(x, token_ids, weights)
 
+    def _tokenize_pairs(self, x):
+        """Prefix, target and suffix (infilling; `None` without one) ids."""
+        batches = [_as_batch(x["prefix"])[0], _as_batch(x["target"])[0]]
+        if "suffix" not in x:
+            return (*self._tokenize(*batches), None)
+        self._check_suffix()
+        return self._tokenize(*batches, _as_batch(x["suffix"])[0])
+
     def _suffix(self, x):
         """The tokenized `"suffix"` of dict inputs (infilling), or `None`."""
         if "suffix" not in x:
             return None
+        self._check_suffix()
+        return self._tokenize(_as_batch(x["suffix"])[0])
+
+    def _check_suffix(self):
         if self.target_length is None:
             raise ValueError(
                 "A 'suffix' (infilling: the text after the target) needs a "
@@ -383,7 +402,6 @@ class DiffusionPreprocessor(Preprocessor):
                 "`target_length=T`, the most tokens a filled-in span may take "
                 "(plus its end token)."
             )
-        return self._tokenize(_as_batch(x["suffix"])[0])
 
     # --- generation ---
 

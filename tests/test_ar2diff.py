@@ -114,10 +114,26 @@ def test_architecture(name, presets):
     for a, b in zip(copied.backbone.weights, ar.backbone.weights):
         np.testing.assert_array_equal(ops.convert_to_numpy(a), ops.convert_to_numpy(b))
 
-    # One fit step (on the copy, from raw text) and generate.
+
+# Compiling a training step and a decoding loop costs ~20 s per architecture:
+# two run by default (a GPT-2 and a Llama layout), all of them with `-m large`.
+FIT_BY_DEFAULT = ("gpt2", "llama3")
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=() if n in FIT_BY_DEFAULT else pytest.mark.large)
+    for n in sorted(ARCHITECTURES)
+])
+def test_architecture_fits_and_generates(name, presets):
+    ar = keras_hub.models.CausalLM.from_preset(presets(name))
+    ids, padding_mask = random_batch(ar.backbone.vocabulary_size)
+    reference = ar_logits(ar, ids, padding_mask)
+    # One fit step (on a copy, from raw text) and generate.
+    copied = ktd.AR2DiffConverter(copy=True).convert(ar)
     copied.compile()
     history = copied.fit(["the cat sat on the mat", "def add(a, b):"], batch_size=2, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+    # The AR model's own weights did not train.
     np.testing.assert_allclose(ar_logits(ar, ids, padding_mask), reference, atol=1e-6)
     output = copied.generate(["the cat"], max_length=LENGTH)
     assert isinstance(output[0], str) and output[0].startswith("the cat")

@@ -12,7 +12,15 @@ import pytest
 GUIDES = sorted((pathlib.Path(__file__).parents[1] / "guides").glob("*.py"))
 
 
-@pytest.mark.parametrize("guide", GUIDES, ids=[g.stem for g in GUIDES])
+# Guide 5's promise (one device, data and model parallel train alike) is
+# test_distribution.py's: its own run is `large`.
+LARGE = {"distributed_training"}
+
+
+@pytest.mark.parametrize("guide", [
+    pytest.param(g, id=g.stem, marks=pytest.mark.large if g.stem in LARGE else ())
+    for g in GUIDES
+])
 def test_guide_runs_in_fast_mode(guide, tmp_path):
     env = dict(
         os.environ,

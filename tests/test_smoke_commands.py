@@ -142,6 +142,7 @@ def test_import_gguf_command_saves_a_preset_of_the_files_model(tmp_path, capsys)
 # --- benchmarks ---------------------------------------------------------------
 
 
+@pytest.mark.large  # test_distribution.py checks the same on the library's own path.
 def test_distribution_benchmark_trains_alike_on_1_and_8_simulated_devices(tmp_path):
     out = tmp_path / "distribution.md"
     run_benchmark(
