@@ -16,6 +16,7 @@ def load_speed():
     return module
 
 
+@pytest.mark.large  # A benchmark smoke run; the decoding it times is tested by default.
 def test_one_tiny_cell_writes_table_json_and_plot(tmp_path):
     speed = load_speed()
     peers = "keras-hub,transformers"

