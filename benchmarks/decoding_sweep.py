@@ -7,10 +7,18 @@ protocol's `DECODERS`) on the first `--examples` scored test examples.
 Prints the task's metrics, model calls and seconds per decoder, with a few
 outputs, and writes `benchmarks/results/<task>-decoding-sweep-<device>.md`.
 
+`--model PATH` decodes a saved `DiffusionDecoder` preset instead (guide 3's
+SQuAD model, say), on the test examples that fit its sequence length, and
+writes `<task>-decoding-sweep-<preset folder>-<device>.md`. With `--quick`
+(the protocol's flag) the file goes to the work directory, not the results.
+
     python benchmarks/decoding_sweep.py --examples 48 \\
         --decoders confidence-ordered,confidence-ordered-16,confidence-ordered-32
     python benchmarks/decoding_sweep.py --task translation --examples 48 \\
         --decoders threshold-ordered,threshold-ordered-block16
+    python benchmarks/decoding_sweep.py --examples 20 \\
+        --model guide_runs/finetune_qa_and_code/squad_model \\
+        --decoders threshold-ordered,entropy-bound-ordered
 """
 
 import argparse
@@ -20,6 +28,7 @@ import time
 
 import ar2diff_protocol as protocol
 
+from keras_textdiff import DiffusionDecoder  # noqa: E402
 from keras_textdiff import DiffusionSampler  # noqa: E402
 
 
@@ -27,26 +36,25 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--examples", type=int, default=48)
     p.add_argument("--decoders", default="confidence-ordered,confidence-ordered-32,threshold-ordered")
+    p.add_argument("--model", help="a saved DiffusionDecoder preset to decode instead of "
+                                   "the protocol's AR2Diff_0")
     own, rest = p.parse_known_args(argv)
     args = protocol.parse_args(["--rows", "AR2Diff_0", *rest])
     unknown = [d for d in own.decoders.split(",") if d not in protocol.DECODERS]
     if unknown:
         sys.exit(f"Unknown decoders {unknown}: choose from {sorted(protocol.DECODERS)}.")
-    preset = protocol.smollm2_preset(args.work_dir)
+    if own.model:
+        model, preset, described = saved_model(own.model, args)
+    else:
+        model, preset = protocol_model(args)
+        described = (f"The protocol's AR2Diff_0 ({args.finetune_steps} fine-tuning steps, see "
+                     "`quality-smollm2-*.md`)")
     test = protocol.task_data(args, preset)[2][: own.examples]
+    if not test:
+        sys.exit(f"No {args.task} test example fits {args.test_length} tokens with a "
+                 f"{args.target_length}-token answer: nothing to decode.")
     # Batches of similar lengths, as the protocol decodes them.
     test = sorted(test, key=lambda e: len(e["prefix"]))
-    directory = os.path.join(protocol.task_dir(args), "AR2Diff_0")
-    if not os.path.exists(os.path.join(directory, "finetune", "result.json")):
-        sys.exit("No fine-tuned AR2Diff_0 yet: run `python benchmarks/ar2diff_protocol.py "
-                 f"--task {args.task} --rows AR2Diff_0` first.")
-
-    def build():
-        model = protocol.diffusion_model(protocol.load_ar_model(preset, args), args)
-        protocol.enable_lora(model, args)
-        return model
-
-    model, _ = protocol.trained(directory, build, None, args.finetune_steps, args, "finetune")
     metrics = protocol.TASKS[args.task]["metrics"]
     rows = []
     for name in own.decoders.split(","):
@@ -64,10 +72,9 @@ def main(argv=None):
     title = protocol.TASKS[args.task]["title"]
     names = [protocol.METRIC_NAMES[m] for m in metrics]
     lines = [
-        f"# Decoders on the fine-tuned AR2Diff_0 (SmolLM2-135M, {title})", "",
+        f"# Decoders on {own.model or 'the fine-tuned AR2Diff_0 (SmolLM2-135M)'} ({title})", "",
         f"Device: {device}. Command: `python {' '.join(sys.argv)}`", "",
-        f"The protocol's AR2Diff_0 ({args.finetune_steps} fine-tuning steps, see "
-        f"`quality-smollm2-*.md`), the first {len(test)} scored test examples "
+        f"{described}, the first {len(test)} scored test examples "
         "(a quick look beside the protocol's rows).", "",
         "| decoder | " + " | ".join(names) + " | model calls | seconds |",
         "|---|" + "---|" * len(names) + "---|---|",
@@ -80,10 +87,43 @@ def main(argv=None):
     for n, *_, examples in rows:
         lines += [f"- {n}: " + "; ".join(f"`{p!r}` <- {reference(e)!r}" for p, e in examples)]
     slug = protocol.results_slug(device)
-    path = os.path.join(protocol.RESULTS, f"{args.task}-decoding-sweep-{slug}.md")
+    name = f"-{os.path.basename(os.path.normpath(own.model))}" if own.model else ""
+    folder = args.work_dir if args.quick else protocol.RESULTS  # Quick runs are checks.
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{args.task}-decoding-sweep{name}-{slug}.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(path)
+
+
+def protocol_model(args):
+    """The protocol's cached AR2Diff_0 fine-tuning of `args.task`, and the
+    SmolLM2 preset its tokenizer comes from."""
+    preset = protocol.smollm2_preset(args.work_dir)
+    directory = os.path.join(protocol.task_dir(args), "AR2Diff_0")
+    if not os.path.exists(os.path.join(directory, "finetune", "result.json")):
+        sys.exit("No fine-tuned AR2Diff_0 yet: run `python benchmarks/ar2diff_protocol.py "
+                 f"--task {args.task} --rows AR2Diff_0` first.")
+
+    def build():
+        model = protocol.diffusion_model(protocol.load_ar_model(preset, args), args)
+        protocol.enable_lora(model, args)
+        return model
+
+    return protocol.trained(directory, build, None, args.finetune_steps, args, "finetune")[0], preset
+
+
+def saved_model(path, args):
+    """A saved `DiffusionDecoder` preset; `args` take its target and sequence
+    lengths (the test examples must fit them)."""
+    if not os.path.exists(os.path.join(path, "config.json")):
+        sys.exit(f"--model {path}: no saved preset there (a folder with config.json).")
+    model = DiffusionDecoder.from_preset(path)
+    args.target_length = model.preprocessor.target_length
+    args.test_length = model.preprocessor.sequence_length
+    described = (f"`{path}` (target {args.target_length} tokens in a sequence of "
+                 f"{args.test_length})")
+    return model, path, described
 
 
 def reference(example):
