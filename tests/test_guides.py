@@ -12,9 +12,10 @@ import pytest
 GUIDES = sorted((pathlib.Path(__file__).parents[1] / "guides").glob("*.py"))
 
 
-# Guide 5's promise (one device, data and model parallel train alike) is
-# test_distribution.py's: its own run is `large`.
-LARGE = {"distributed_training"}
+# Out of the default run, for CI time (each a few minutes on 2 cores): guide
+# 5's promise (one device, data and model parallel train alike) is
+# test_distribution.py's, guide 2's command-line chain test_cli_chain.py's.
+LARGE = {"distributed_training", "ar2diff"}
 
 
 @pytest.mark.parametrize("guide", [

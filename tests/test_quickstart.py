@@ -115,6 +115,12 @@ def test_quickstart_numbers_scores_beside_its_baselines_and_reloads(tmp_path, ca
     assert states == ["start"] + [f"step {i:2d}" for i in range(1, 11)], printed
     assert os.path.getsize(os.path.join(out, "trajectory.png")) > 0
 
+    # Another quickstart into the same directory is refused before any work.
+    before = os.path.getmtime(os.path.join(out, "metrics.json"))
+    with pytest.raises(ValueError, match="already holds a quickstart run"):
+        run_quickstart(out, max_steps=1)
+    assert os.path.getmtime(os.path.join(out, "metrics.json")) == before
+
 
 @pytest.mark.parametrize("arguments, message", [
     ({"task": "nope"}, "`task` must be one of"),
@@ -130,6 +136,7 @@ def test_quickstart_refuses_bad_arguments_before_any_work(tmp_path, arguments, m
     assert not os.path.exists(out)
 
 
+@pytest.mark.large  # The default task's run above is the CI's check.
 def test_quickstart_code_trains_scores_saves_and_never_overwrites(tmp_path, capsys):
     out = str(tmp_path / "run")
     results = run_quickstart(
