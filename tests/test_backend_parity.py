@@ -25,9 +25,6 @@ import parity_check
 from conftest import gemma_backbone
 from conftest import gpt2_backbone
 
-# Its module-scoped fixture is costly: one xdist worker runs the whole module.
-pytestmark = pytest.mark.xdist_group("backend_parity")
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 MASK_ID = 29  # The letters are ids 1-26; the backbone's last id is the mask.
 # Absolute tolerance of the logits (which reach about 20 here), per dtype.

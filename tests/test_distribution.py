@@ -22,9 +22,6 @@ from keras_textdiff.cli import build_parser
 from keras_textdiff.cli import main
 from tiny_models import ARCHITECTURES
 
-# Its module-scoped fixture is costly: one xdist worker runs the whole module.
-pytestmark = pytest.mark.xdist_group("distribution")
-
 HERE = pathlib.Path(__file__).parent
 
 

@@ -12,7 +12,7 @@ import pytest
 GUIDES = sorted((pathlib.Path(__file__).parents[1] / "guides").glob("*.py"))
 
 
-# Out of the default run, for CI time (each a few minutes on 2 cores): guide
+# Out of the default run, for CI time (1-3 minutes each on 2 cores): guide
 # 5's promise (one device, data and model parallel train alike) is
 # test_distribution.py's, guide 2's command-line chain test_cli_chain.py's.
 LARGE = {"distributed_training", "ar2diff"}

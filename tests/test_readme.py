@@ -18,9 +18,6 @@ import pytest
 import keras_textdiff as ktd
 from tiny_models import tiny_causal_lm
 
-# Its module-scoped fixture is costly: one xdist worker runs the whole module.
-pytestmark = pytest.mark.xdist_group("readme")
-
 README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
 # Budgets only: the README's numbers of steps and epochs, made tiny.
 FASTER = {"steps=1000": "steps=2", "epochs=3": "epochs=1", "num_layers=4": "num_layers=2",

@@ -34,9 +34,6 @@ from keras_textdiff.checkpoints import SUPPORTED_QUANTIZATIONS  # noqa: E402
 from keras_textdiff.checkpoints import import_gguf  # noqa: E402
 from keras_textdiff.checkpoints import load_gguf  # noqa: E402
 
-# Its module-scoped fixtures are costly: one xdist worker runs the whole module.
-pytestmark = pytest.mark.xdist_group("gguf")
-
 torch.set_num_threads(1)
 Q = gguf.GGMLQuantizationType
 
