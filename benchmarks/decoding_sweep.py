@@ -46,9 +46,7 @@ def main(argv=None):
     if own.model:
         model, preset, described = saved_model(own.model, args)
     else:
-        model, preset = protocol_model(args)
-        described = (f"The protocol's AR2Diff_0 ({args.finetune_steps} fine-tuning steps, see "
-                     "`quality-smollm2-*.md`)")
+        model, preset, described = protocol_model(args)
     test = protocol.task_data(args, preset)[2][: own.examples]
     if not test:
         sys.exit(f"No {args.task} test example fits {args.test_length} tokens with a "
@@ -97,8 +95,8 @@ def main(argv=None):
 
 
 def protocol_model(args):
-    """The protocol's cached AR2Diff_0 fine-tuning of `args.task`, and the
-    SmolLM2 preset its tokenizer comes from."""
+    """The protocol's cached AR2Diff_0 fine-tuning of `args.task`, the SmolLM2
+    preset its tokenizer comes from, and a line that describes it."""
     preset = protocol.smollm2_preset(args.work_dir)
     directory = os.path.join(protocol.task_dir(args), "AR2Diff_0")
     if not os.path.exists(os.path.join(directory, "finetune", "result.json")):
@@ -110,7 +108,10 @@ def protocol_model(args):
         protocol.enable_lora(model, args)
         return model
 
-    return protocol.trained(directory, build, None, args.finetune_steps, args, "finetune")[0], preset
+    model = protocol.trained(directory, build, None, args.finetune_steps, args, "finetune")[0]
+    described = (f"The protocol's AR2Diff_0 ({args.finetune_steps} fine-tuning steps, see "
+                 "`quality-smollm2-*.md`)")
+    return model, preset, described
 
 
 def saved_model(path, args):
