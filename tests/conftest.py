@@ -1,6 +1,22 @@
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+
+# One JAX compilation cache for the whole test run, shared by both xdist
+# workers and every subprocess a test starts (they inherit the environment):
+# the tiny models compile the same programs again and again (a train step, a
+# decoding loop) in new processes and for new model objects, which JAX's
+# in-memory cache does not share. The key is the compiled program itself, so
+# a hit returns what XLA would compile again: results are bit-identical.
+# Made by the first process that loads this file (the xdist controller),
+# removed when it ends.
+_JAX_CACHE_MADE_HERE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _JAX_CACHE_MADE_HERE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="keras_textdiff_jax_cache_")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
@@ -77,3 +93,35 @@ def _seeded():
 
         torch.set_num_threads(1)
     yield
+
+
+# With `--dist loadfile --no-loadscope-reorder` (pyproject.toml) the two
+# workers take whole files in this order. These take a minute or more each on
+# 2 cores (`--durations` on a 2-core AMD EPYC), so they start first, longest
+# first, and the many quick files fill in at the end: otherwise one worker can
+# be left running a long file alone while the other idles.
+SLOW_FILES_FIRST = [
+    "tests/test_guides.py",
+    "tests/test_cli_ar2diff.py",
+    "tests/test_distribution.py",
+    "tests/test_diffusion_decoder.py",
+    "tests/test_recipes.py",
+    "tests/test_backend_parity.py",
+    "tests/test_cli_tasks.py",
+    "tests/test_quickstart.py",
+    "tests/test_cli_chain.py",
+    "tests/test_learning.py",
+    "tests/reliability/test_reliability_commands.py",
+    "tests/test_ar2diff.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(SLOW_FILES_FIRST)}
+    # A stable sort: each file's tests stay together and in their order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
+def pytest_unconfigure(config):
+    if _JAX_CACHE_MADE_HERE and not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
