@@ -6,7 +6,7 @@ Last modified: 2026-12-01
 Description: Convert SmolLM2 into a diffusion model, fine-tune it on SQuAD and
 on MBPP, and score it (F1 and exact match; sandboxed pass@k) beside trivial
 baselines and the AR model's measured numbers.
-Accelerator: None needed (about 30 minutes on 2 CPU cores); a GPU makes it faster.
+Accelerator: None needed (30-45 minutes on 2 CPU cores); a GPU makes it faster.
 """
 
 """
