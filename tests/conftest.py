@@ -96,23 +96,26 @@ def _seeded():
 
 
 # With `--dist loadfile --no-loadscope-reorder` (pyproject.toml) the two
-# workers take whole files in this order. These take a minute or more each on
-# 2 cores (`--durations` on a 2-core AMD EPYC), so they start first, longest
-# first, and the many quick files fill in at the end: otherwise one worker can
-# be left running a long file alone while the other idles.
+# workers take whole files in this order. These took 35-100 s each on 2 cores
+# (`--durations=0`, summed per file, a 2-core AMD EPYC), so they start first,
+# longest first, and the many quick files fill in at the end: otherwise one
+# worker can be left running a long file alone while the other idles.
 SLOW_FILES_FIRST = [
-    "tests/test_guides.py",
-    "tests/test_cli_ar2diff.py",
-    "tests/test_distribution.py",
     "tests/test_diffusion_decoder.py",
-    "tests/test_recipes.py",
-    "tests/test_backend_parity.py",
+    "tests/test_fast_decoding.py",
+    "tests/test_guides.py",
     "tests/test_cli_tasks.py",
-    "tests/test_quickstart.py",
-    "tests/test_cli_chain.py",
-    "tests/test_learning.py",
-    "tests/reliability/test_reliability_commands.py",
+    "tests/test_distribution.py",
+    "tests/test_recipes.py",
     "tests/test_ar2diff.py",
+    "tests/test_cli_ar2diff.py",
+    "tests/checkpoints/test_gguf.py",
+    "tests/test_cli_chain.py",
+    "tests/test_readme.py",
+    "tests/test_learning.py",
+    "tests/test_backends.py",
+    "tests/test_backend_parity.py",
+    "tests/test_lora.py",
 ]
 
 
