@@ -24,7 +24,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
-DATA = pathlib.Path(os.environ.get("KERAS_TEXTDIFF_DATA") or ROOT.parent / "shared" / "data")
+# Absolute: the benchmarks run in temporary directories.
+DATA = pathlib.Path(os.environ.get("KERAS_TEXTDIFF_DATA") or ROOT.parent / "shared" / "data").resolve()
 
 
 def needs(path):
