@@ -1,4 +1,5 @@
 import os
+import pathlib
 import shutil
 import tempfile
 
@@ -23,6 +24,13 @@ import keras_hub  # noqa: E402
 import pytest  # noqa: E402
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+# The offline data sets (SQuAD, MBPP, translation), for the tests that read
+# them; absolute, since some run benchmarks in temporary directories.
+OFFLINE_DATA = pathlib.Path(
+    os.environ.get("KERAS_TEXTDIFF_DATA")
+    or pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+).resolve()
 
 
 def letter_tokenizer():
@@ -126,5 +134,5 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
-    if _JAX_CACHE_MADE_HERE and not hasattr(config, "workerinput"):
+    if _JAX_CACHE_MADE_HERE:  # (xdist workers inherit the directory.)
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)

@@ -22,10 +22,11 @@ import keras_hub
 import numpy as np
 import pytest
 
+from conftest import OFFLINE_DATA
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
-# Absolute: the benchmarks run in temporary directories.
-DATA = pathlib.Path(os.environ.get("KERAS_TEXTDIFF_DATA") or ROOT.parent / "shared" / "data").resolve()
+DATA = OFFLINE_DATA
 
 
 def needs(path):

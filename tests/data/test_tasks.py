@@ -4,11 +4,10 @@ beside the checkout)."""
 
 import gzip
 import json
-import os
-import pathlib
 
 import pytest
 
+from conftest import OFFLINE_DATA
 from keras_textdiff.data import crop_squad_context
 from keras_textdiff.data import load_humaneval
 from keras_textdiff.data import load_mbpp
@@ -19,10 +18,7 @@ from keras_textdiff.data import mbpp_program
 from keras_textdiff.data import squad_article_splits
 from keras_textdiff.data.tasks import SQUAD_FRACTIONS
 
-DATA = pathlib.Path(
-    os.environ.get("KERAS_TEXTDIFF_DATA")
-    or pathlib.Path(__file__).parents[3] / "shared" / "data"
-)
+DATA = OFFLINE_DATA
 real_data = pytest.mark.skipif(
     not DATA.is_dir(),
     reason=f"offline data not found at {DATA} (set KERAS_TEXTDIFF_DATA)",
