@@ -110,7 +110,7 @@ class AR2DiffConverter:
                 f"`attention` must be one of {ATTENTION_CHOICES}. "
                 f"Received: {attention!r}"
             )
-        attention_lib.check_mode(attention, block_size)
+        attention_lib.check_mode(attention, block_size, target_length)
         self.attention = attention
         self.block_size = block_size
         self.target_length = target_length

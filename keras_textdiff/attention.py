@@ -137,8 +137,9 @@ def attention_mask_override(mask):
         _override.reset(token)
 
 
-def check_mode(mode, block_size=None):
-    """Raise a clear error for an unknown mode or a bad `block_size`."""
+def check_mode(mode, block_size=None, target_length=None):
+    """Raise a clear error for an unknown mode or a bad `block_size` (for a
+    fixed `target_length`, blocks must tile it)."""
     if mode not in ATTENTION_MODES:
         raise ValueError(
             f"`attention` must be one of {ATTENTION_MODES}. Received: {mode!r}"
@@ -149,6 +150,13 @@ def check_mode(mode, block_size=None):
                 '`attention="block"` needs `block_size`, an int >= 1 (the '
                 "target positions per block; the target length for one "
                 f"block). Received: block_size={block_size!r}"
+            )
+        if isinstance(target_length, int) and block_size < target_length \
+                and target_length % block_size:
+            raise ValueError(
+                f"`block_size` must divide the target length, so that blocks "
+                f"tile it (or be >= it, for one block). Received: "
+                f"block_size={block_size}, target_length={target_length}"
             )
     elif block_size is not None:
         raise ValueError(
@@ -162,8 +170,13 @@ def _positions(mask):
     return ops.cumsum(ops.ones_like(mask, dtype="int32"), axis=1) - 1
 
 
-def _block_ids(target_mask, block_size):
-    """Each position's block: -1 on the prefix, 0, 1, ... on the target."""
+def block_ids(target_mask, block_size):
+    """Each position's block: -1 outside the target, 0, 1, ... on it.
+
+    Blocks count each row's target positions from its own first one, so the
+    model's blocks (`attention="block"`), block-diffusion training's blocks
+    and the sampler's blocks are the same positions.
+    """
     is_target = ops.cast(target_mask, "bool")
     # Target positions counted from the first one: 1, 2, ...
     rank = ops.cumsum(ops.cast(is_target, "int32"), axis=1)
@@ -193,7 +206,7 @@ def attention_mask(mode, padding_mask, target_mask=None, block_size=None):
             "target positions; got None."
         )
     if mode == "block":
-        block = _block_ids(target_mask, block_size)
+        block = block_ids(target_mask, block_size)
         query_block, key_block = block[:, :, None], block[:, None, :]
         positions = _positions(block)
         causal = positions[:, :, None] >= positions[:, None, :]

@@ -81,7 +81,12 @@ class DiffusionDecoder(CausalLM):
             causally, as in the AR model; target blocks of `block_size`
             attend both ways inside and to earlier blocks), or `"causal"`.
         block_size: int, the target positions per block, for
-            `attention="block"` only.
+            `attention="block"` only. With several blocks this is block
+            diffusion (BD3-LM, Fast-dLLM v2): training denoises one block
+            per example given its clean earlier blocks
+            (`trained_region`), and `DiffusionSampler(block_size=B,
+            cache=True)` with the same `B` decodes it block by block with
+            an exact key/value cache.
         noise: the corruption process and its objective (`UniformNoise`:
             SUNDAE's L(1:2); `MaskNoise`: the masked-diffusion ELBO).
             Defaults to `UniformNoise()`.
@@ -129,7 +134,8 @@ class DiffusionDecoder(CausalLM):
     ):
         # === Layers ===
         attention_lib.make_switchable(backbone)
-        attention_lib.check_mode(attention, block_size)
+        target_length = None if preprocessor is None else preprocessor.target_length
+        attention_lib.check_mode(attention, block_size, target_length)
         if preprocessor is not None:
             check_vocabulary(backbone, preprocessor.tokenizer)
         if annealing_steps is not None and attention == "causal":
@@ -282,8 +288,9 @@ class DiffusionDecoder(CausalLM):
         if "target_mask" not in inputs:
             return self.logits(token_ids, padding_mask)
         target_mask = ops.cast(inputs["target_mask"], "bool")
+        trained = self.trained_region(target_mask)
         noisy, corrupted, rate = self.noise(
-            token_ids, target_mask, vocabulary_size=self.output_vocabulary_size
+            token_ids, trained, vocabulary_size=self.output_vocabulary_size
         )
         mask = self.attention_mask(padding_mask, target_mask, training=training)
         positions = self.loss_positions(target_mask)
@@ -295,6 +302,8 @@ class DiffusionDecoder(CausalLM):
         }
         if positions is not None:
             outputs["positions"] = positions
+        if trained is not target_mask:  # The loss reads the trained block only.
+            outputs["trained"] = _gather(ops.cast(trained, "float32"), positions)
 
         probability = self.noise.unroll_probability
         if probability == 0:
@@ -302,7 +311,7 @@ class DiffusionDecoder(CausalLM):
 
         def unrolled():
             return self.unrolled_logits(
-                token_ids, padding_mask, target_mask, logits, positions, mask
+                token_ids, padding_mask, trained, logits, positions, mask
             )
 
         if probability == 1:
@@ -314,6 +323,25 @@ class DiffusionDecoder(CausalLM):
             )
             outputs["unrolled"] = ops.cast(take, "float32")
         return outputs
+
+    def trained_region(self, target_mask):
+        """The target positions a training step corrupts and scores.
+
+        The whole target, except in block diffusion (`attention="block"`
+        with more than one block): there each row trains one block, drawn
+        uniformly by the noise, and its earlier blocks stay clean, as
+        decoding sees them when it writes that block. (BD3-LM trains every
+        block in one pass over a doubled sequence, noisy copy beside clean
+        copy; one block per example is an unbiased estimate of the same
+        per-block loss, at the cost of one pass over the plain sequence.)
+        """
+        if self.attention != "block":
+            return target_mask
+        target_length = None if self.preprocessor is None else self.preprocessor.target_length
+        if target_length is not None and target_length <= self.block_size:
+            return target_mask  # One block: nothing to choose.
+        blocks = attention_lib.block_ids(target_mask, self.block_size)
+        return self.noise.one_block(blocks)
 
     def loss_positions(self, target_mask):
         """The `[batch, target_length]` positions the loss reads, or `None`.
@@ -429,7 +457,10 @@ class DiffusionDecoder(CausalLM):
         if len(weights.shape) == 1:
             weights = weights[:, None] * ops.cast(x["target_mask"], "float32")
         positions = y_pred.get("positions")
-        return _gather(y, positions), _gather(weights, positions)
+        weights = _gather(weights, positions)
+        if "trained" in y_pred:  # Block diffusion: the block this step trained.
+            weights = weights * y_pred["trained"]
+        return _gather(y, positions), weights
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """`accuracy`: of the first pass, on the corrupted target tokens."""
@@ -570,8 +601,8 @@ class DiffusionDecoder(CausalLM):
         target_mask = ops.convert_to_numpy(batch["target_mask"]).astype(bool)
         if not target_mask.any(axis=1).all():
             raise ValueError("Every row needs at least one target position to generate.")
-        first = int(target_mask.argmax(axis=1).min())
-        window = self.sampler.window_size(target_mask.shape[1], first)
+        firsts = target_mask.argmax(axis=1)
+        window = self.sampler.window_size(target_mask.shape[1], int(firsts.min()), int(firsts.max()))
         batch["window"] = np.zeros((window,), "int32")  # Its shape is read.
         return batch
 

@@ -18,7 +18,11 @@ same code attends with the diffusion model's mask, for all supported
 architectures.
 
 Exactness: with `attention="prefix"` the prompt attends only to the prompt,
-so its cached keys and values are exact for every step. With bidirectional
+so its cached keys and values are exact for every step. With
+`attention="block"` and the sampler's blocks the model's (the same
+`block_size`), the prompt and each finished block attend only to themselves
+and to what came before, which no longer changes: their keys and values,
+computed once more after the block finished, are exact. With bidirectional
 attention every key depends on every token, and the cache is an approximation
 (Fast-dLLM's): keys of positions outside the window are those of the last
 time they were computed.

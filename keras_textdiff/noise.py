@@ -115,6 +115,17 @@ class Noise(keras.layers.Layer):
         coin = random.uniform(ops.shape(token_ids), seed=self.seed_generator)
         return ops.logical_and(coin < rate, ops.cast(target_mask, "bool")), rate
 
+    def one_block(self, blocks):
+        """Block diffusion's training region: one block of each row, drawn
+        uniformly among the row's blocks (`blocks`: int `[batch, length]`,
+        each position's block, -1 outside the target; see
+        `attention.block_ids`). Returns a bool `[batch, length]` mask."""
+        count = ops.max(blocks, axis=1, keepdims=True) + 1
+        draw = random.uniform(ops.shape(count), seed=self.seed_generator)
+        chosen = ops.cast(draw * ops.cast(count, "float32"), "int32")
+        chosen = ops.minimum(chosen, count - 1)
+        return ops.logical_and(blocks == chosen, blocks >= 0)
+
     def call(self, token_ids, target_mask, vocabulary_size):
         """Corrupt the target region: `(noisy_ids, corrupted, rate)`."""
         corrupted, rate = self.choose(token_ids, target_mask)

@@ -113,6 +113,7 @@ SLOW_FILES_FIRST = [
     "tests/test_fast_decoding.py",
     "tests/test_guides.py",
     "tests/test_cli_tasks.py",
+    "tests/test_block_diffusion.py",
     "tests/test_distribution.py",
     "tests/test_recipes.py",
     "tests/test_ar2diff.py",

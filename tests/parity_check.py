@@ -32,8 +32,9 @@ LENGTH = 16
 DECODINGS = {
     # The paper's loop: every target position rewritten every step.
     "resample": dict(num_steps=4),
-    # Early stop ends some blocks before their 10 steps.
-    "resample_blocks_early_stop": dict(num_steps=10, block_size=4, early_stop=True),
+    # Early stop ends some blocks before their 10 steps. (With blocks of 4
+    # the first row's argmax tokens alternate between two states forever.)
+    "resample_blocks_early_stop": dict(num_steps=10, block_size=5, early_stop=True),
     "argmax_unrolled": dict(num_steps=4, strategy="argmax_unrolled", keep_fraction=0.5),
     "confidence": dict(num_steps=4, strategy="confidence"),
     # Commits several tokens a step: fewer passes than steps.

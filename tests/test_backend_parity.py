@@ -167,7 +167,8 @@ def test_the_decodings_compared_differ_and_do_what_they_name(numbers):
         return int(decoded(reference, name)[1][0])
 
     assert passes("resample") == 4
-    # Targets 5-15 make 3 blocks of 4; each stops early or after 10 steps.
+    # Targets 5-15 make 3 blocks of 5 (the last of one position); each
+    # stops early or after 10 steps.
     assert 3 < passes("resample_blocks_early_stop") < 30
     assert 1 < passes("threshold") < 8
     # Three blocks of 3 steps, the cache's first full pass, and a refresh

@@ -5,6 +5,7 @@ from keras import ops
 from keras import random
 from keras_hub.samplers import Sampler
 
+from keras_textdiff.attention import block_ids
 from keras_textdiff.noise import UniformNoise
 from keras_textdiff.samplers.unmasking import MASK_STRATEGIES
 from keras_textdiff.samplers.unmasking import STRATEGIES
@@ -74,14 +75,16 @@ class DiffusionSampler(Sampler):
       >= `threshold`, at least one per step; Fast-dLLM) or
       `"entropy_bound"` (commit the surest positions while their summed
       entropy stays <= `entropy_bound`, at least one per step).
-    - `block_size`: semi-autoregressive decoding: the target is decoded
-      `block_size` positions at a time, left to right, `num_steps` steps per
-      block; a block stops changing once the next one starts.
+    - `block_size`: semi-autoregressive decoding: each row's target is
+      decoded `block_size` positions at a time (counted from its first
+      target position), left to right, `num_steps` steps per block; a block
+      stops changing once the next one starts.
     - `cache`: keep the keys and values of positions that are not being
       decoded (the prompt, finished blocks) instead of recomputing them
       every step; only the current window runs through the model. Exact for
-      `attention="prefix"` models' prompts; an approximation otherwise
-      (see `keras_textdiff.kv_cache`).
+      `attention="prefix"` models' prompts and for block-diffusion models
+      (`attention="block"`) decoded with their own `block_size`; an
+      approximation otherwise (see `keras_textdiff.kv_cache`).
     - `early_stop`: a row stops (within a block) once a step changes none of
       its tokens; the loop ends when every row has stopped. Best with a low
       `temperature`: sampling noise keeps tokens changing.
@@ -207,13 +210,17 @@ class DiffusionSampler(Sampler):
         index = ops.sum(ops.cast(cdf < uniform * cdf[..., -1:], "int32"), axis=-1)
         return ops.minimum(index, ops.shape(logits)[-1] - 1)
 
-    def window_size(self, length, first_target):
-        """The static window for sequences of `length` whose earliest target
-        position is `first_target`: a block and the position before it, or
-        the whole target region and the position before it, rounded up to a
-        multiple of 64 so that few prompt lengths need their own compile."""
+    def window_size(self, length, first_target, last_first_target=None):
+        """The static window for sequences of `length` whose targets start
+        at positions `first_target` (the earliest row) to
+        `last_first_target` (the latest; defaults to the earliest): a block
+        of every row and the position before them, or the whole target
+        region and the position before it, rounded up to a multiple of 64
+        so that few prompt lengths need their own compile. (Batch prompts
+        of similar lengths: blocks make the window longer by the spread.)"""
         if self.block_size is not None:
-            return min(self.block_size + 1, length)
+            spread = 0 if last_first_target is None else last_first_target - first_target
+            return min(self.block_size + spread + 1, length)
         needed = length - first_target + 1
         return min(-(-needed // 64) * 64, length)
 
@@ -286,22 +293,19 @@ class DiffusionSampler(Sampler):
         )
         batch = ops.shape(tokens)[0]
 
-        # Blocks are absolute position ranges [low, high) from the earliest
-        # target position of the batch to its last; rows with a later target
-        # simply have fewer candidates in the first block.
-        positions = ops.arange(length, dtype="int32")
-        first = ops.min(ops.where(target_mask, positions[None, :], length))
-        last = ops.max(ops.where(target_mask, positions[None, :] + 1, 0))
-        block_size = self.block_size or length
-        num_blocks = self.num_blocks(last - first, length)
+        # Blocks count each row's target positions from its own first one,
+        # as `attention="block"` models do: a row's block b is the model's
+        # block b, so with a cache the finished blocks' keys and values are
+        # exact. The (static) window starts one position before the earliest
+        # row's block (never a candidate: with shifted prediction its logits
+        # are its own output), clamped into the sequence.
+        blocks = block_ids(target_mask, self.block_size or length)
+        num_blocks = ops.max(blocks) + 1
+        positions = ops.arange(length, dtype="int32")[None, :]
 
-        def block_range(block):
-            low = first + block * block_size
-            # The window starts one position early (never a candidate: with
-            # shifted prediction its logits are its own output), clamped
-            # into the sequence.
-            start = ops.clip(low - 1, 0, length - window)
-            return low, low + block_size, start
+        def window_start(block):
+            low = ops.min(ops.where(blocks == block, positions, length))
+            return ops.clip(low - 1, 0, length - window)
 
         cache = denoiser.initial_cache(tokens)
         passes = ops.cast(self.cache, "int32")  # The cache's full pass.
@@ -320,14 +324,11 @@ class DiffusionSampler(Sampler):
 
         def body(tokens, cache, score, done, block, step, refresh, passes, *recorded):
             was_refresh = refresh
-            low, high, start = block_range(block)
+            start = window_start(block)
             logits, cache = denoiser(tokens, start, cache)
             current = ops.slice(tokens, [0, start], [batch, window])
-            where = start + ops.arange(window, dtype="int32")[None, :]
-            in_block = ops.logical_and(where >= low, where < high)
-            targets = ops.logical_and(
-                ops.slice(target_mask, [0, start], [batch, window]), in_block
-            )
+            # This block's target positions (block ids are -1 elsewhere).
+            targets = ops.slice(blocks, [0, start], [batch, window]) == block
             candidates = ops.logical_and(targets, ~done[:, None])
             candidates = ops.logical_and(candidates, ~refresh)
             samples = self.sample(logits)
