@@ -8,24 +8,15 @@ import pytest
 from keras import ops
 
 import keras_textdiff as ktd
+from test_fast_decoding import LENGTH
+from test_fast_decoding import packed_batch
 from tiny_models import ARCHITECTURES
 from tiny_models import tiny_causal_lm
 
-LENGTH, BLOCK = 16, 3
-
-
-def packed_batch(vocabulary_size):
-    """Two rows whose targets start at 5 and 7 (so fixed position ranges
-    would cut them into different blocks), the second padded at the end:
-    blocks [5, 8), [8, 11), [11, 14), [14, 16) and [7, 10), [10, 13), [13, 14)."""
-    rng = np.random.default_rng(0)
-    ids = rng.integers(0, vocabulary_size - 1, (2, LENGTH)).astype("int32")
-    padding_mask = np.ones((2, LENGTH), bool)
-    padding_mask[1, 14:] = False
-    target_mask = np.zeros((2, LENGTH), bool)
-    target_mask[0, 5:] = True
-    target_mask[1, 7:14] = True
-    return ids, padding_mask, target_mask
+# `packed_batch`'s rows: targets start at 5 and 7 (so fixed position ranges
+# would cut them into different blocks), the second padded from 14: blocks
+# [5, 8), [8, 11), [11, 14), [14, 16) and [7, 10), [10, 13), [13, 14).
+BLOCK = 3
 
 
 def block_of(target_mask):
