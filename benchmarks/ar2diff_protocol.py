@@ -102,7 +102,8 @@ def diffusion_model(ar, args):
     The prompt closes with the AR rows' separator, so the first answer token
     is predicted where the AR model predicts it."""
     return ktd.AR2DiffConverter(
-        attention="block", block_size=args.target_length, target_length=args.target_length,
+        attention="block", block_size=args.block_size or args.target_length,
+        target_length=args.target_length,
         sequence_length=args.sequence_length, shifted_prediction=True, add_mask_token=True,
         separator=args.separator,
     ).convert(ar)
@@ -125,6 +126,7 @@ def stage_config(steps, args, stage, diffusion=True):
         **({"lora_layers": args.lora_layers} if args.lora_layers != "attention" else {}),
         **({"separator": args.separator} if diffusion and args.separator != "end_token" else {}),
         **({"task": args.task} if stage == "finetune" and args.task != "squad" else {}),
+        **({"block_size": args.block_size} if diffusion and args.block_size else {}),
     }
 
 
@@ -214,6 +216,17 @@ DECODERS = {
                                   strategy="confidence", cache=True, ordered_stop=True),
     "confidence-ordered-16": dict(num_steps=16, temperature=0.0, num_samples=1,
                                   strategy="confidence", cache=True, ordered_stop=True),
+    # The same without the cache (every step a full pass): what the cache saves.
+    "confidence-ordered-nocache": dict(num_steps=10, temperature=0.0, num_samples=1,
+                                       strategy="confidence", cache=False, ordered_stop=True),
+    # Other scores of "most confident": lowest entropy, largest top-2 margin.
+    "entropy-ordered": dict(num_steps=10, temperature=0.0, num_samples=1, strategy="entropy",
+                            cache=True, ordered_stop=True),
+    "margin-ordered": dict(num_steps=10, temperature=0.0, num_samples=1, strategy="margin",
+                           cache=True, ordered_stop=True),
+    # The paper's decoder without its sampling: 10 steps rewriting every
+    # position with its argmax, one candidate.
+    "resample-argmax": dict(num_steps=10, temperature=0.0, num_samples=1, cache=True),
     # Every token above 0.9 at once (at least one per step), up to one step
     # per target token, stopping once nothing is masked.
     "threshold-ordered": dict(num_steps="target", temperature=0.0, num_samples=1, strategy="threshold",
@@ -349,6 +362,10 @@ def parse_args(argv=None):
                    help="training length (default: the task's, 192, or 256 for mbpp)")
     p.add_argument("--target-length", type=int, default=None,
                    help="answer tokens (default: the task's, squad 32, translation 64, mbpp 128)")
+    p.add_argument("--block-size", type=int, default=None,
+                   help="block diffusion: target blocks of this many positions, each trained "
+                        "given clean earlier blocks (rows named AR2Diff_N-blockB; default: "
+                        "one block over the target)")
     p.add_argument("--context-chars", type=int, default=500,
                    help="training contexts are cut to the sentences around the answer")
     p.add_argument("--test-length", type=int, default=None,
@@ -370,6 +387,8 @@ def parse_args(argv=None):
     for key in ("target_length", "test_length", "sequence_length"):
         if getattr(args, key) is None:
             setattr(args, key, TASKS[args.task][key])
+    if args.block_size is not None and args.block_size >= args.target_length:
+        args.block_size = None  # One block over the target: the default rows.
     return args
 
 
@@ -428,7 +447,29 @@ def adapted_dir(args, n):
     lengths (the converted model's block is the target)."""
     suffix = "" if (args.target_length, args.sequence_length) == (32, 192) else \
         f"-{args.sequence_length}-{args.target_length}"
-    return os.path.join(args.work_dir, f"AR2Diff_{n}{suffix}")
+    return os.path.join(args.work_dir, f"AR2Diff_{n}{suffix}{block_suffix(args)}")
+
+
+def finetuning_start(args, preset, n, diffusion=True):
+    """The model a row fine-tunes, LoRA enabled: AR2Diff_n's adapted preset
+    (n > 0), the converted SmolLM2 (AR2Diff_0), or the AR model itself."""
+    if n:
+        model = ktd.DiffusionDecoder.from_preset(os.path.join(adapted_dir(args, n), "adapted-preset"))
+    else:
+        model = load_ar_model(preset, args)
+        model = diffusion_model(model, args) if diffusion else model
+    enable_lora(model, args)
+    return model
+
+
+def row_name(args, n, diffusion=True):
+    """`AR`, `AR2Diff_n`, or `AR2Diff_n-blockB` for block diffusion."""
+    return f"AR2Diff_{n}{block_suffix(args)}" if diffusion else "AR"
+
+
+def block_suffix(args):
+    """`-blockB` for block-diffusion runs, else nothing."""
+    return f"-block{args.block_size}" if args.block_size else ""
 
 
 def main(argv=None):
@@ -452,17 +493,12 @@ def main(argv=None):
         adapt_values = [int(n) for n in args.adapt_steps.split(",")] if row == "AR2Diff_N" else [0]
         for n in adapt_values:
             diffusion = row != "AR"
-            name = "AR" if not diffusion else f"AR2Diff_{n}"
+            name = row_name(args, n, diffusion)
             directory = os.path.join(task_dir(args), name)
             adapted = os.path.join(adapted_dir(args, n), "adapted-preset")
 
-            def build(n=n, diffusion=diffusion, adapted=adapted):
-                if n:  # Fine-tuning starts from the adapted model.
-                    model = ktd.DiffusionDecoder.from_preset(adapted)
-                else:
-                    model = diffusion_model(load_ar_model(preset, args), args) if diffusion else load_ar_model(preset, args)
-                enable_lora(model, args)
-                return model
+            def build(n=n, diffusion=diffusion):
+                return finetuning_start(args, preset, n, diffusion)
 
             if n and not os.path.exists(os.path.join(adapted, "config.json")):
                 corpus = adaptation_corpus(args.data, squad_training(args), 20000)
@@ -583,7 +619,9 @@ def cpu_notes(args):
              "session 8: `confidence-ordered` decoding of AR2Diff_100 and AR2Diff_300 did too; "
              "session 9: the translation and MBPP rows ran side by side, with the test suite; "
              "session 10: the translation AR2Diff_0 row's fine-tuning shared them with the test "
-             "suite, and MBPP's AR fine-tuning with a translation decoding sweep), "
+             "suite, and MBPP's AR fine-tuning with a translation decoding sweep; session 16: "
+             "AR2Diff_300 (retrained) and AR2Diff_0-block8 trained and decoded side by side, "
+             "with the test suite), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
@@ -687,7 +725,12 @@ def write_results(rows, args, device=None, notes=None, folder=None):
               "position before it would get content; `confidence-ordered-32` the same over 32 "
               "steps (one token per step); `threshold-ordered` Fast-dLLM's rule (every token "
               "above probability 0.9, at least one per step, at most as many steps as target "
-              "tokens, stopping once nothing is masked) with the same ordering."]
+              "tokens, stopping once nothing is masked) with the same ordering; "
+              "`threshold-ordered-blockB` the same in blocks of B target positions, left to "
+              "right, up to B steps each. Models named `AR2Diff_N-blockB` are block diffusion: "
+              "`--block-size B` cuts the target into blocks of B that attend both ways inside "
+              "and to earlier blocks only, and each training example denoises one block given "
+              "its clean earlier blocks; their `-blockB` decoders then have an exact cache."]
     lines += ["", "Differences from the paper (Table 2, Base: SQuAD F1 AR 68.1, AR2Diff_0 64.8, "
               "AR2Diff_10K 68.1, AR2Diff_100K 71.9):", ""]
     lines += [f"- {d}" for d in PAPER_DIFFERENCES]
@@ -736,10 +779,15 @@ def plot(rows, path):
     for ax, task in zip(axes[0], tasks):
         metric = TASKS[task]["metrics"][0]
         task_rows = [r for r in rows if r["task"] == task]
-        for decoding in sorted({r["decoding"] for r in task_rows if r["model"] != "AR"}):
+        # One line per decoder and kind of model (one target block, or -blockB).
+        lines = sorted({(r["model"].partition("-")[2], r["decoding"]) for r in task_rows
+                        if r["model"] != "AR"})
+        for blocks, decoding in lines:
             points = sorted((r["adapt_steps"], r[metric]) for r in task_rows
-                            if r["decoding"] == decoding and r["model"] != "AR")
-            ax.plot(*zip(*points), marker="o", label=f"AR2Diff_N, {decoding}")
+                            if r["model"] != "AR" and r["decoding"] == decoding
+                            and r["model"].partition("-")[2] == blocks)
+            name = f"AR2Diff_N-{blocks}" if blocks else "AR2Diff_N"
+            ax.plot(*zip(*points), marker="o", label=f"{name}, {decoding}")
         for r in task_rows:
             if r["model"] == "AR":
                 ax.axhline(r[metric], color="gray", linestyle="--", label="AR (greedy)")

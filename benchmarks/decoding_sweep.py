@@ -7,6 +7,8 @@ protocol's `DECODERS`) on the first `--examples` scored test examples.
 Prints the task's metrics, model calls and seconds per decoder, with a few
 outputs, and writes `benchmarks/results/<task>-decoding-sweep-<device>.md`.
 
+`--adapted N` decodes the protocol's AR2Diff_N instead (with its
+`--block-size B`, the block-diffusion row AR2Diff_N-blockB).
 `--model PATH` decodes a saved `DiffusionDecoder` preset instead (guide 3's
 SQuAD model, say), on the test examples that fit its sequence length, and
 writes `<task>-decoding-sweep-<preset folder>-<device>.md`. With `--quick`
@@ -36,54 +38,33 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--examples", type=int, default=48)
     p.add_argument("--decoders", default="confidence-ordered,confidence-ordered-32,threshold-ordered")
-    p.add_argument("--model", help="a saved DiffusionDecoder preset to decode instead of "
-                                   "the protocol's AR2Diff_0")
+    add_model_arguments(p)
     own, rest = p.parse_known_args(argv)
     args = protocol.parse_args(["--rows", "AR2Diff_0", *rest])
-    unknown = [d for d in own.decoders.split(",") if d not in protocol.DECODERS]
-    if unknown:
-        sys.exit(f"Unknown decoders {unknown}: choose from {sorted(protocol.DECODERS)}.")
-    if own.model:
-        model, preset, described = saved_model(own.model, args)
-    else:
-        model, preset, described = protocol_model(args)
-    test = protocol.task_data(args, preset)[2][: own.examples]
-    if not test:
-        sys.exit(f"No {args.task} test example fits {args.test_length} tokens with a "
-                 f"{args.target_length}-token answer: nothing to decode.")
-    # Batches of similar lengths, as the protocol decodes them.
-    test = sorted(test, key=lambda e: len(e["prefix"]))
-    metrics = protocol.TASKS[args.task]["metrics"]
-    rows = []
-    for name in own.decoders.split(","):
-        sampler = DiffusionSampler(seed=args.seed, **protocol.decoder_config(name, args.target_length))
-        start = time.time()
-        outputs, calls = protocol.decode_diffusion(model, [e["prefix"] for e in test], sampler,
-                                                   args.eval_batch_size)
-        predictions = [protocol.clean(o, args.task) for o in outputs]
-        scores = protocol.score(args.task, predictions, test)
-        rows.append((name, scores, calls, time.time() - start, list(zip(predictions, test))[:4]))
-        print(f"{name}: {protocol.format_scores(args.task, scores)}, {calls:.1f} calls, "
-              f"{rows[-1][3]:.0f} s", flush=True)
+    names = checked_decoders(own.decoders)
+    model, preset, described = load_model(own, args)
+    test = scored_test(args, preset, own.examples)
+    rows = decode_rows(model, test, names, args)
     baselines = protocol.baselines(args.task, test)
     device = protocol.device_name()
     title = protocol.TASKS[args.task]["title"]
+    metrics = protocol.TASKS[args.task]["metrics"]
     names = [protocol.METRIC_NAMES[m] for m in metrics]
     lines = [
-        f"# Decoders on {own.model or 'the fine-tuned AR2Diff_0 (SmolLM2-135M)'} ({title})", "",
+        f"# Decoders on {own.model or f'the fine-tuned {described.split()[0]} (SmolLM2-135M)'} ({title})", "",
         f"Device: {device}. Command: `python {' '.join(sys.argv)}`", "",
         f"{described}, the first {len(test)} scored test examples "
         "(a quick look beside the protocol's rows).", "",
         "| decoder | " + " | ".join(names) + " | model calls | seconds |",
         "|---|" + "---|" * len(names) + "---|---|",
     ]
-    lines += [f"| {n} | " + " | ".join(f"{s[m]:.1f}" for m in metrics) + f" | {c:.1f} | {t:.0f} |"
-              for n, s, c, t, _ in rows]
+    lines += [f"| {r['decoding']} | " + " | ".join(f"{r[m]:.1f}" for m in metrics)
+              + f" | {r['model_calls']:.1f} | {r['seconds']:.0f} |" for r in rows]
     lines += ["", "Trivial baselines on the same examples: " + "; ".join(
         f"{b}: {protocol.format_scores(args.task, v)}" for b, v in baselines.items()) + "."]
     lines += ["", "First outputs (prediction <- reference):", ""]
-    for n, *_, examples in rows:
-        lines += [f"- {n}: " + "; ".join(f"`{p!r}` <- {reference(e)!r}" for p, e in examples)]
+    lines += [f"- {r['decoding']}: " + "; ".join(f"`{p!r}` <- {e!r}" for p, e in r["first"])
+              for r in rows]
     slug = protocol.results_slug(device)
     name = f"-{os.path.basename(os.path.normpath(own.model))}" if own.model else ""
     folder = args.work_dir if args.quick else protocol.RESULTS  # Quick runs are checks.
@@ -94,22 +75,75 @@ def main(argv=None):
     print(path)
 
 
-def protocol_model(args):
-    """The protocol's cached AR2Diff_0 fine-tuning of `args.task`, the SmolLM2
-    preset its tokenizer comes from, and a line that describes it."""
+def add_model_arguments(parser):
+    """The flags that pick the model to decode."""
+    parser.add_argument("--model", help="a saved DiffusionDecoder preset to decode instead of "
+                                        "the protocol's fine-tuned model")
+    parser.add_argument("--adapted", type=int, default=0,
+                        help="the protocol's AR2Diff_N row to decode: its N (with the "
+                             "protocol's --block-size, its block-diffusion row)")
+
+
+def checked_decoders(names):
+    """`names` (comma-separated) as a list, each one of the protocol's `DECODERS`."""
+    names = names.split(",")
+    unknown = [d for d in names if d not in protocol.DECODERS]
+    if unknown:
+        sys.exit(f"Unknown decoders {unknown}: choose from {sorted(protocol.DECODERS)}.")
+    return names
+
+
+def load_model(own, args):
+    """`(model, preset its tokenizer comes from, a line that describes it)`."""
+    if own.model:
+        return saved_model(own.model, args)
+    return protocol_model(args, own.adapted)
+
+
+def scored_test(args, preset, examples):
+    """The first `examples` scored test examples, in batches of similar
+    lengths (as the protocol decodes them)."""
+    test = protocol.task_data(args, preset)[2][:examples]
+    if not test:
+        sys.exit(f"No {args.task} test example fits {args.test_length} tokens with a "
+                 f"{args.target_length}-token answer: nothing to decode.")
+    return sorted(test, key=lambda e: len(e["prefix"]))
+
+
+def decode_rows(model, test, names, args):
+    """Decode `test` with each decoder of `names`: a row of scores, model
+    calls and seconds (compilation included) per decoder, and its first
+    outputs."""
+    rows = []
+    for name in names:
+        config = protocol.decoder_config(name, args.target_length)
+        sampler = DiffusionSampler(seed=args.seed, **config)
+        batch = 1 if config["num_samples"] > 1 else args.eval_batch_size
+        start = time.time()
+        outputs, calls = protocol.decode_diffusion(model, [e["prefix"] for e in test], sampler, batch)
+        predictions = [protocol.clean(o, args.task) for o in outputs]
+        scores = protocol.score(args.task, predictions, test)
+        rows.append({"decoding": name, **scores, "model_calls": calls,
+                     "seconds": time.time() - start,
+                     "first": [(p, reference(e)) for p, e in zip(predictions, test)][:4]})
+        print(f"{name}: {protocol.format_scores(args.task, scores)}, {calls:.1f} calls, "
+              f"{rows[-1]['seconds']:.0f} s", flush=True)
+    return rows
+
+
+def protocol_model(args, n=0):
+    """The protocol's cached fine-tuning of AR2Diff_n for `args.task`, the
+    SmolLM2 preset its tokenizer comes from, and a line that describes it."""
     preset = protocol.smollm2_preset(args.work_dir)
-    directory = os.path.join(protocol.task_dir(args), "AR2Diff_0")
+    name = protocol.row_name(args, n)
+    directory = os.path.join(protocol.task_dir(args), name)
     if not os.path.exists(os.path.join(directory, "finetune", "result.json")):
-        sys.exit("No fine-tuned AR2Diff_0 yet: run `python benchmarks/ar2diff_protocol.py "
-                 f"--task {args.task} --rows AR2Diff_0` first.")
-
-    def build():
-        model = protocol.diffusion_model(protocol.load_ar_model(preset, args), args)
-        protocol.enable_lora(model, args)
-        return model
-
-    model = protocol.trained(directory, build, None, args.finetune_steps, args, "finetune")[0]
-    described = (f"The protocol's AR2Diff_0 ({args.finetune_steps} fine-tuning steps, see "
+        rows = "AR2Diff_N --adapt-steps {n}" if n else "AR2Diff_0"
+        sys.exit(f"No fine-tuned {name} yet: run `python benchmarks/ar2diff_protocol.py "
+                 f"--task {args.task} --rows {rows.format(n=n)}` (with the same flags) first.")
+    model = protocol.trained(directory, lambda: protocol.finetuning_start(args, preset, n),
+                             None, args.finetune_steps, args, "finetune")[0]
+    described = (f"{name} ({args.finetune_steps} fine-tuning steps, see "
                  "`quality-smollm2-*.md`)")
     return model, preset, described
 

@@ -1,173 +1,109 @@
-"""The quality cost of each fast decoding option, on small trained models.
+"""The quality cost of each fast decoding option, on a fine-tuned SmolLM2 model.
 
-Decodes the same translation test prompts with each `DiffusionSampler`
-option and reports chrF/BLEU against the references, the model calls made
-(what early stop and threshold decoding save), and the wall time:
+Decodes the same SQuAD test questions with each `DiffusionSampler` option
+(the protocol's named `DECODERS`: strategies, step counts, the cache, blocks,
+the paper's best of 8) on a fine-tuned mask-noise SmolLM2-135M, the
+`ar2diff_protocol.py` row given by `--adapted N` (run that row first), or a
+saved preset (`--model PATH`, e.g. guide 3's SQuAD model). It reports F1 and
+exact match beside the trivial baselines, the model calls each option makes
+(the work that threshold decoding, blocks and early stops save) and wall
+seconds, then the same for a bfloat16 copy of the model (`--bfloat16`
+options). Writes `benchmarks/results/fast-decoding-<device>.{md,json}`.
 
-- a uniform-noise model: the fine-tuned `translation-diffusion` preset of
-  `benchmarks/quality.py` (run that first);
-- a mask-noise model: the same pretrained backbone with a mask token added,
-  fine-tuned here with `MaskNoise` for `--mask-steps` steps (resumable).
+    python benchmarks/fast_decoding.py --data ../shared/data --adapted 300
 
-    python benchmarks/fast_decoding.py --data ../shared/data
-
-Writes `benchmarks/results/fast-decoding-cpu.md` and a JSON next to it.
+Protocol flags (`--task`, `--block-size`, `--finetune-steps`, ...) pick the
+row as they did when it was trained; `--quick` reads the protocol's quick run
+and writes to its work directory.
 """
 
 import argparse
+import json
 import os
-import time
+import sys
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+import decoding_sweep
+import ar2diff_protocol as protocol
 
-import numpy as np  # noqa: E402
-
-import keras_textdiff as ktd  # noqa: E402
-from keras_textdiff import recipes  # noqa: E402
-from results_files import cpu_description  # noqa: E402
-from results_files import write_results  # noqa: E402
-from keras_textdiff.ar2diff import with_mask_token  # noqa: E402
-from keras_textdiff.data import load_task  # noqa: E402
-from keras_textdiff.evaluation import metrics  # noqa: E402
-
-# name -> DiffusionSampler options (num_samples=1 unless said).
-UNIFORM_OPTIONS = {
-    "paper: 10 steps, T 0.2, best of 8": dict(temperature=0.2, num_samples=8),
-    "10 steps, T 0.2": dict(temperature=0.2),
-    "10 steps, argmax": dict(temperature=0.0),
-    "+ early stop": dict(temperature=0.0, early_stop=True),
-    "+ prompt cache": dict(temperature=0.0, early_stop=True, cache=True),
-    "argmax-unrolled, keep 0.5": dict(temperature=0.0, strategy="argmax_unrolled"),
-    "blocks of 32, 4 steps each, cache": dict(
-        temperature=0.0, num_steps=4, block_size=32, cache=True, early_stop=True
-    ),
-    # The fixed schedule that `benchmarks/speed.py` times on random weights.
-    "blocks of 32, 4 steps each, cache, no early stop": dict(
-        temperature=0.0, num_steps=4, block_size=32, cache=True
-    ),
-}
-# The uniform model again, its weights cast to bfloat16 (what the PyTorch
-# backend's CPU speed table runs): the cost of the dtype alone.
-BFLOAT16_OPTIONS = {
-    "10 steps, argmax": dict(temperature=0.0),
-    "blocks of 32, 4 steps each, cache, no early stop": dict(
-        temperature=0.0, num_steps=4, block_size=32, cache=True
-    ),
-}
-MASK_OPTIONS = {
-    "resample all, 10 steps": dict(temperature=0.0),
-    "confidence, 10 steps": dict(temperature=0.0, strategy="confidence"),
-    "entropy, 10 steps": dict(temperature=0.0, strategy="entropy"),
-    "margin, 10 steps": dict(temperature=0.0, strategy="margin"),
-    "confidence, 32 steps": dict(temperature=0.0, strategy="confidence", num_steps=32),
-    "threshold 0.9 (<= 64 steps)": dict(
-        temperature=0.0, strategy="threshold", threshold=0.9, num_steps=64
-    ),
-    "threshold 0.9, blocks of 32, cache": dict(
-        temperature=0.0, strategy="threshold", threshold=0.9, num_steps=32,
-        block_size=32, cache=True,
-    ),
-}
+OPTIONS = ",".join([
+    "paper", "resample-argmax",
+    "confidence", "confidence-ordered", "confidence-ordered-nocache", "entropy-ordered",
+    "margin-ordered", "confidence-ordered-16", "confidence-ordered-32",
+    "threshold-ordered", "entropy-bound-ordered",
+    "threshold-ordered-block16", "threshold-ordered-block8",
+])
+BFLOAT16_OPTIONS = "confidence-ordered,threshold-ordered"
 
 
-def mask_model(pretrained, data, run_dir, steps, batch_size, length):
-    """The pretrained diffusion backbone + a mask token, fine-tuned with
-    `MaskNoise` on the translation training split (a resumable run)."""
-    base = recipes.load_model(pretrained)
-    backbone, mask_id = with_mask_token(base.backbone)
-    preprocessor = base.preprocessor
-    preprocessor.sequence_length = length
-    model = ktd.DiffusionDecoder(
-        backbone, preprocessor, noise=ktd.MaskNoise(mask_id, seed=0)
-    )
-    config = {"command": "fast_decoding mask fine-tune", "preset": pretrained,
-              "steps": steps, "batch_size": batch_size, "sequence_length": length}
-    run = recipes.RunDirectory(run_dir, config)
-    recipes._compile(model, 1e-3)
-    examples = load_task("translation", data, "train")
-    dataset = recipes.pair_dataset(model, examples, batch_size, seed=0)
-    recipes.train(model, dataset, steps, run, checkpoint_every=100, verbose=2)
-    return model
+def bfloat16_copy(model, work_dir):
+    """The model with its weights in bfloat16: LoRA merged into `model`,
+    saved once as a preset under `work_dir`, loaded back in bfloat16."""
+    from keras_textdiff import DiffusionDecoder
+    from keras_textdiff.lora import merge_lora
+    from keras_textdiff.presets import save_preset
+
+    path = os.path.join(work_dir, "fast-decoding-merged-preset")
+    if not os.path.exists(os.path.join(path, "config.json")):
+        merge_lora(model.backbone)
+        save_preset(model, path)
+    return DiffusionDecoder.from_preset(path, dtype="bfloat16")
 
 
-def decode_all(model, examples, options, length, batch_size=8):
-    """Translations, mean model calls per batch, and seconds."""
-    options = {"num_steps": 10, "num_samples": 1, "seed": 0, **options}
-    model.compile(sampler=ktd.DiffusionSampler(**options))
-    prompts = [e["prefix"] for e in examples]
-    # Compile on the first batch, outside the timing.
-    model.generate(model.preprocessor.generate_preprocess(prompts[:batch_size], length))
-    texts, passes, seconds = [], [], 0.0
-    for i in range(0, len(prompts), batch_size):
-        batch = model.preprocessor.generate_preprocess(prompts[i : i + batch_size], length)
-        start = time.perf_counter()
-        out = model.generate(batch)
-        seconds += time.perf_counter() - start
-        passes.append(int(out["num_forward_passes"][0]))
-        texts += model.preprocessor.generate_postprocess(out, strip_prompt=True)
-    return texts, float(np.mean(passes)), seconds
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--examples", type=int, default=48)
+    p.add_argument("--options", default=OPTIONS, help="decoders, in float32")
+    p.add_argument("--bfloat16", default=BFLOAT16_OPTIONS, help="decoders, in bfloat16")
+    decoding_sweep.add_model_arguments(p)
+    own, rest = p.parse_known_args(argv)
+    args = protocol.parse_args(["--rows", "AR2Diff_0", *rest])
+    names = decoding_sweep.checked_decoders(own.options)
+    half = decoding_sweep.checked_decoders(own.bfloat16) if own.bfloat16 else []
+    model, preset, described = decoding_sweep.load_model(own, args)
+    test = decoding_sweep.scored_test(args, preset, own.examples)
+    rows = [{"dtype": "float32", **r} for r in decoding_sweep.decode_rows(model, test, names, args)]
+    if half:
+        work = os.path.join(args.work_dir, "fast-decoding", os.path.basename(os.path.normpath(
+            own.model or protocol.row_name(args, own.adapted))))
+        model = bfloat16_copy(model, work)
+        rows += [{"dtype": "bfloat16", **r} for r in decoding_sweep.decode_rows(model, test, half, args)]
 
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="../shared/data")
-    parser.add_argument("--quality-dir", default="benchmarks/runs/quality")
-    parser.add_argument("--work-dir", default="benchmarks/runs/fast-decoding")
-    parser.add_argument("--examples", type=int, default=48)
-    parser.add_argument("--mask-steps", type=int, default=300)
-    parser.add_argument("--sequence-length", type=int, default=192)
-    args = parser.parse_args()
-    data = os.path.join(args.data, "bible_en_fr")
-    uniform_preset = os.path.join(args.quality_dir, "translation-diffusion", "preset")
-    uniform = recipes.load_model(uniform_preset)
-    uniform_bf16 = ktd.DiffusionDecoder.from_preset(uniform_preset, dtype="bfloat16")
-    length = args.sequence_length
-    examples = uniform.preprocessor.fitting_pairs(load_task("translation", data, "test"))
-    examples = examples[: args.examples]
-    references = [e["target"] for e in examples]
-    masked = mask_model(
-        os.path.join(args.quality_dir, "pretrain-diffusion", "preset"), data,
-        os.path.join(args.work_dir, "mask-finetune"), args.mask_steps, 8, length,
-    )
-
-    rows = []
-    for noise, model, table in (("uniform", uniform, UNIFORM_OPTIONS),
-                                ("uniform, bfloat16", uniform_bf16, BFLOAT16_OPTIONS),
-                                ("mask", masked, MASK_OPTIONS)):
-        for name, options in table.items():
-            texts, passes, seconds = decode_all(model, examples, options, length)
-            row = {
-                "noise": noise, "decoding": name, "options": options,
-                "chrf": round(metrics.chrf(texts, references), 2),
-                "bleu": round(metrics.bleu(texts, references), 2),
-                "model_calls": round(passes, 1), "seconds": round(seconds, 2),
-                "example": texts[0][:60],
-            }
-            print(row)
-            rows.append(row)
-
+    metrics = protocol.TASKS[args.task]["metrics"]
+    device = protocol.device_name()
+    baselines = protocol.baselines(args.task, test)
     lines = [
-        "# Fast decoding options: quality cost on small trained models",
-        "",
-        f"Device: {cpu_description()}, JAX. Task: English -> French, the first "
-        f"{len(examples)} test verses that fit {length} tokens, batch 8.",
-        "Models: tiny GPT-2 shape (2 layers, 128 wide) of `benchmarks/quality.py`;"
-        " uniform noise = its fine-tuned translation diffusion model; mask "
-        f"noise = its pretrained backbone + a mask token, fine-tuned "
-        f"{args.mask_steps} steps with `MaskNoise`.",
-        "Model calls: forward passes per batch (full or window), the work that "
-        "early stop and threshold decoding save. Seconds: all batches, compile "
-        "excluded.",
-        "",
-        "| noise | decoding | chrF | BLEU | model calls | seconds |",
-        "|---|---|---|---|---|---|",
+        "# Fast decoding options: quality and cost on a fine-tuned SmolLM2-135M", "",
+        f"Device: {device}, JAX. Command: `python {' '.join(sys.argv)}`", "",
+        f"Model: {described}. Task: {protocol.TASKS[args.task]['title']}, the first "
+        f"{len(test)} scored test examples, in batches of {args.eval_batch_size} of similar "
+        "length (the paper's decoder: one prompt at a time, 8 candidates).", "",
+        "Model calls: forward passes per batch (a full pass or a window pass; with a cache, "
+        "its first full pass and a refresh pass after each block but the last). Seconds: wall "
+        "time of all batches, compilation included.", "",
+        "| decoding | dtype | " + " | ".join(protocol.METRIC_NAMES[m] for m in metrics)
+        + " | model calls | seconds |",
+        "|---|---|" + "---|" * len(metrics) + "---|---|",
     ]
-    lines += [
-        f"| {r['noise']} | {r['decoding']} | {r['chrf']} | {r['bleu']} | "
-        f"{r['model_calls']} | {r['seconds']} |"
-        for r in rows
-    ]
-    write_results("fast-decoding-cpu", args, rows, lines)
+    lines += [f"| {r['decoding']} | {r['dtype']} | " + " | ".join(f"{r[m]:.1f}" for m in metrics)
+              + f" | {r['model_calls']:.1f} | {r['seconds']:.0f} |" for r in rows]
+    lines += ["", "Trivial baselines on the same examples: " + "; ".join(
+        f"{b}: {protocol.format_scores(args.task, v)}" for b, v in baselines.items()) + ".", ""]
+    lines += ["Decoders (`benchmarks/ar2diff_protocol.py`'s `DECODERS`):", ""]
+    lines += [f"- `{n}`: `{protocol.DECODERS[n]}`" for n in dict.fromkeys(names + half)]
+    lines += ["", "First outputs (prediction <- reference):", ""]
+    lines += [f"- {r['decoding']} ({r['dtype']}): " + "; ".join(
+        f"`{p!r}` <- {e!r}" for p, e in r["first"]) for r in rows]
+    folder = args.work_dir if args.quick else protocol.RESULTS  # Quick runs are checks.
+    os.makedirs(folder, exist_ok=True)
+    stem = os.path.join(folder, f"fast-decoding-{protocol.results_slug(device)}")
+    with open(stem + ".json", "w") as f:
+        json.dump({"device": device, "model": described, "examples": len(test),
+                   "command": " ".join(["python", *sys.argv]), "baselines": baselines,
+                   "rows": [{k: v for k, v in r.items() if k != "first"} for r in rows]},
+                  f, indent=1)
+    with open(stem + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

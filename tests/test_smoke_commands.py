@@ -3,8 +3,10 @@ end to end on tiny inputs, checking what it wrote.
 
 - `textdiff import-gguf` on a tiny GGUF file written here;
 - `benchmarks/distribution.py` on simulated devices (a tiny model);
-- `benchmarks/quality.py` and `benchmarks/fast_decoding.py` (`large`: they
-  train and evaluate nine models on the offline data, minutes on a CPU).
+- `benchmarks/quality.py` (`large`: it trains and evaluates nine models on
+  the offline data, minutes on a CPU);
+- `benchmarks/ar2diff_protocol.py --quick`, and on its cached model
+  `decoding_sweep.py` and `fast_decoding.py` (`large`: the real SmolLM2).
 
 (`benchmarks/speed.py --quick` and `training.py --quick` have their own
 `test_benchmarks_*.py`.) A test that needs the offline data fails under CI
@@ -200,31 +202,6 @@ def test_quality_benchmark_scores_every_model_on_every_task(quality_run):
     assert table.count("\n| ") == 1 + len(rows)  # The header and a line per row.
 
 
-@pytest.mark.large
-def test_fast_decoding_benchmark_decodes_with_every_option(quality_run, tmp_path):
-    cwd, _ = quality_run
-    run_benchmark(
-        "fast_decoding", "--data", DATA, "--quality-dir", cwd / "work",
-        "--work-dir", tmp_path / "work", "--examples", "2", "--mask-steps", "2",
-        "--sequence-length", "64", cwd=tmp_path,
-    )
-    rows = json.loads((tmp_path / "benchmarks/results/fast-decoding-cpu.json").read_text())["rows"]
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import fast_decoding
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    expected = (
-        [("uniform", name) for name in fast_decoding.UNIFORM_OPTIONS]
-        + [("uniform, bfloat16", name) for name in fast_decoding.BFLOAT16_OPTIONS]
-        + [("mask", name) for name in fast_decoding.MASK_OPTIONS]
-    )
-    assert [(r["noise"], r["decoding"]) for r in rows] == expected
-    for row in rows:
-        assert row["model_calls"] >= 1 and row["seconds"] > 0, row
-        assert np.isfinite(row["chrf"]) and np.isfinite(row["bleu"]), row
-
-
 @pytest.mark.large  # The real SmolLM2-135M: two training steps, four questions.
 def test_ar2diff_protocol_and_decoding_sweep_quick(tmp_path):
     import importlib.util
@@ -246,12 +223,39 @@ def test_ar2diff_protocol_and_decoding_sweep_quick(tmp_path):
         assert 0 <= row["value"] <= 100, row
     assert not (tmp_path / "benchmarks").exists()  # Nothing written to the results.
 
+    # Block diffusion: its own row (and run folders), beside the others.
+    run_benchmark("ar2diff_protocol", *common, "--rows", "AR2Diff_0", "--block-size", "8",
+                  "--decoders", "threshold-ordered-block8", cwd=tmp_path)
+    rows = json.loads((quick / "quality-smollm2-cpu.json").read_text())["rows"]
+    assert {(r["model"], r["decoding"]) for r in rows} == {
+        ("AR", "greedy"), ("AR2Diff_0", "threshold-ordered"),
+        ("AR2Diff_0-block8", "threshold-ordered-block8")}
+    config = json.loads((quick / "AR2Diff_0-block8" / "finetune" / "run_config.json").read_text())
+    assert config["block_size"] == 8
+
     # The sweep decodes the protocol's cached AR2Diff_0 (no training again).
     out = run_benchmark("decoding_sweep", *common, "--examples", "2",
                         "--decoders", "threshold-ordered,entropy-bound-ordered", cwd=tmp_path)
     assert "Epoch" not in out and "threshold-ordered: " in out, out
     table = (quick / "squad-decoding-sweep-cpu.md").read_text()
     assert table.count("\n| threshold-ordered |") == table.count("\n| entropy-bound-ordered |") == 1
+
+    # Every fast decoding option on the same cached model, then in bfloat16.
+    run_benchmark("fast_decoding", *common, "--examples", "2", cwd=tmp_path)
+    results = json.loads((quick / "fast-decoding-cpu.json").read_text())
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import fast_decoding
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert [(r["decoding"], r["dtype"]) for r in results["rows"]] == (
+        [(n, "float32") for n in fast_decoding.OPTIONS.split(",")]
+        + [(n, "bfloat16") for n in fast_decoding.BFLOAT16_OPTIONS.split(",")])
+    assert results["examples"] == 2
+    for row in results["rows"]:
+        assert row["model_calls"] >= 1 and row["seconds"] > 0, row
+        assert np.isfinite(row["f1"]) and np.isfinite(row["exact_match"]), row
+    assert results["baselines"]["empty answer"]["f1"] == 0.0
 
     # --model: a saved DiffusionDecoder preset (a tiny one, with a byte-level
     # BPE learned here) takes the protocol's place, at its own lengths.
