@@ -450,11 +450,16 @@ def adapted_dir(args, n):
     return os.path.join(args.work_dir, f"AR2Diff_{n}{suffix}{block_suffix(args)}")
 
 
+def adapted_preset(args, n):
+    """Where AR2Diff_n's adapted model is saved (LoRA merged)."""
+    return os.path.join(adapted_dir(args, n), "adapted-preset")
+
+
 def finetuning_start(args, preset, n, diffusion=True):
     """The model a row fine-tunes, LoRA enabled: AR2Diff_n's adapted preset
     (n > 0), the converted SmolLM2 (AR2Diff_0), or the AR model itself."""
     if n:
-        model = ktd.DiffusionDecoder.from_preset(os.path.join(adapted_dir(args, n), "adapted-preset"))
+        model = ktd.DiffusionDecoder.from_preset(adapted_preset(args, n))
     else:
         model = load_ar_model(preset, args)
         model = diffusion_model(model, args) if diffusion else model
@@ -495,7 +500,7 @@ def main(argv=None):
             diffusion = row != "AR"
             name = row_name(args, n, diffusion)
             directory = os.path.join(task_dir(args), name)
-            adapted = os.path.join(adapted_dir(args, n), "adapted-preset")
+            adapted = adapted_preset(args, n)
 
             def build(n=n, diffusion=diffusion):
                 return finetuning_start(args, preset, n, diffusion)

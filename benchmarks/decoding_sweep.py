@@ -134,13 +134,13 @@ def decode_rows(model, test, names, args):
 def protocol_model(args, n=0):
     """The protocol's cached fine-tuning of AR2Diff_n for `args.task`, the
     SmolLM2 preset its tokenizer comes from, and a line that describes it."""
-    preset = protocol.smollm2_preset(args.work_dir)
     name = protocol.row_name(args, n)
     directory = os.path.join(protocol.task_dir(args), name)
     if not os.path.exists(os.path.join(directory, "finetune", "result.json")):
-        rows = "AR2Diff_N --adapt-steps {n}" if n else "AR2Diff_0"
+        rows = f"AR2Diff_N --adapt-steps {n}" if n else "AR2Diff_0"
         sys.exit(f"No fine-tuned {name} yet: run `python benchmarks/ar2diff_protocol.py "
-                 f"--task {args.task} --rows {rows.format(n=n)}` (with the same flags) first.")
+                 f"--task {args.task} --rows {rows}` (with the same flags) first.")
+    preset = protocol.smollm2_preset(args.work_dir)
     model = protocol.trained(directory, lambda: protocol.finetuning_start(args, preset, n),
                              None, args.finetune_steps, args, "finetune")[0]
     described = (f"{name} ({args.finetune_steps} fine-tuning steps, see "
