@@ -23,6 +23,15 @@ def token_cross_entropy(logits, token_ids, mask):
     return total / ops.maximum(ops.sum(mask, axis=-1), 1.0)
 
 
+def candidate_score(logits, tokens, targets, mask_token_id=None):
+    """A candidate's score, lower is better: the mean cross-entropy between a
+    step's input `tokens` and its `logits` over the `targets` (masks left
+    out). A candidate the model would not change is a confident one."""
+    if mask_token_id is not None:
+        targets = ops.logical_and(targets, tokens != mask_token_id)
+    return token_cross_entropy(logits, tokens, targets)
+
+
 def argmax(logits):
     """`argmax` over the last axis, as int32.
 
@@ -98,9 +107,14 @@ class DiffusionSampler(Sampler):
     Whatever the options, only positions that can still change are projected
     to the vocabulary (the target region, or the current block).
 
-    The loop is one `ops.while_loop`, compiled with the rest of `generate()`
-    (XLA on JAX and TensorFlow, eager on torch). The step count is a loop
-    bound, not a shape, so changing `num_steps` does not recompile.
+    Decoding is two nested `ops.while_loop`s, compiled with the rest of
+    `generate()` (XLA on JAX and TensorFlow, eager on torch): an outer loop
+    over blocks (one without `block_size`), an inner loop of up to
+    `num_steps` denoising steps on the block (`step`: sample, let the
+    strategy pick what changes, mark the rows that stop), and with `cache`
+    one refresh pass after each block but the last, which stores the
+    finished block's keys and values. The step count is a loop bound, not a
+    shape, so changing `num_steps` does not recompile.
     `generate()` on packed inputs returns `"num_forward_passes"` too: the
     model calls the loop made (the work early stop and threshold save).
 
@@ -303,79 +317,96 @@ class DiffusionSampler(Sampler):
         num_blocks = ops.max(blocks) + 1
         positions = ops.arange(length, dtype="int32")[None, :]
 
-        def window_start(block):
+        def block_window(block):
+            """Where `block`'s window starts, and which of its positions
+            are the block's targets (block ids are -1 off the target)."""
             low = ops.min(ops.where(blocks == block, positions, length))
-            return ops.clip(low - 1, 0, length - window)
+            start = ops.clip(low - 1, 0, length - window)
+            return start, ops.slice(blocks, [0, start], [batch, window]) == block
 
-        cache = denoiser.initial_cache(tokens)
-        passes = ops.cast(self.cache, "int32")  # The cache's full pass.
-        score = ops.zeros((batch,), "float32")
-        done = ops.zeros((batch,), "bool")
-        zero = ops.convert_to_tensor(0, "int32")
-        # `refresh`: one extra window pass after a cached block finishes, so
-        # the cache holds its final tokens' keys and values.
-        loop_vars = (tokens, cache, score, done, zero, zero, zero < 0, passes)
-        if record is not None:  # The states buffer and the states written.
-            states = ops.zeros((record,) + tuple(ops.shape(tokens)), tokens.dtype)
-            loop_vars += (ops.slice_update(states, [0, 0, 0], tokens[None]), zero + 1)
+        def recorded_after(recorded, tokens):
+            """The trajectory with `tokens` appended (if one is recorded)."""
+            if not recorded:
+                return recorded
+            states, count = recorded
+            return ops.slice_update(states, [count, 0, 0], tokens[None]), count + 1
 
-        def cond(tokens, cache, score, done, block, step, refresh, passes, *recorded):
+        def decode_block(block, tokens, cache, score, passes, *recorded):
+            """The inner loop: up to `num_steps` steps on `block`, then the
+            cache's refresh pass."""
+            start, targets = block_window(block)
+
+            def steps_left(tokens, cache, score, done, step, passes, *recorded):
+                return ops.logical_and(step < num_steps, ~ops.all(done))
+
+            def denoising_step(tokens, cache, score, done, step, passes, *recorded):
+                logits, cache = denoiser(tokens, start, cache)
+                current = ops.slice(tokens, [0, start], [batch, window])
+                new, done = self.step(
+                    logits, current, targets, done, num_steps - step, mask_token_id, stop_ids
+                )
+                if self.num_samples > 1:
+                    score = candidate_score(logits, current, targets, mask_token_id)
+                tokens = ops.slice_update(tokens, [0, start], new)
+                recorded = recorded_after(recorded, tokens)
+                return (tokens, cache, score, done, step + 1, passes + 1, *recorded)
+
+            done = ops.zeros((batch,), "bool")
+            zero = ops.convert_to_tensor(0, "int32")
+            tokens, cache, score, _, _, passes, *recorded = self.run_loop(
+                steps_left, denoising_step, model=model,
+                loop_vars=(tokens, cache, score, done, zero, passes, *recorded),
+            )
+            if self.cache:
+                # The refresh pass: the finished block's keys and values from
+                # its final tokens, for the blocks after it (none after the
+                # last). The pass changes no token and is not a step.
+                more = block < num_blocks - 1
+                cache = ops.cond(
+                    more, lambda: denoiser(tokens, start, cache)[1], lambda: cache
+                )
+                passes = passes + ops.cast(more, "int32")
+            return (block + 1, tokens, cache, score, passes, *recorded)
+
+        def blocks_left(block, *state):
             return block < num_blocks
 
-        def body(tokens, cache, score, done, block, step, refresh, passes, *recorded):
-            was_refresh = refresh
-            start = window_start(block)
-            logits, cache = denoiser(tokens, start, cache)
-            current = ops.slice(tokens, [0, start], [batch, window])
-            # This block's target positions (block ids are -1 elsewhere).
-            targets = ops.slice(blocks, [0, start], [batch, window]) == block
-            candidates = ops.logical_and(targets, ~done[:, None])
-            candidates = ops.logical_and(candidates, ~refresh)
-            samples = self.sample(logits)
-            rewrite = select(
-                self.strategy, logits, current, samples, candidates,
-                num_steps - step, mask_token_id, self.keep_fraction,
-                self.threshold, stop_ids, self.entropy_bound,
-            )
-            new = ops.where(rewrite, samples, current)
-            if self.num_samples > 1:
-                scored = targets
-                if mask_token_id is not None:
-                    scored = ops.logical_and(scored, current != mask_token_id)
-                step_score = token_cross_entropy(logits, current, scored)
-                score = ops.where(refresh, score, step_score)
-            tokens = ops.slice_update(tokens, [0, start], new)
-
-            # Book-keeping: rows stop early, blocks end, blocks refresh.
-            unchanged = ~ops.any(ops.logical_and(candidates, new != current), axis=-1)
-            if self.early_stop:
-                done = ops.logical_or(done, unchanged)
-            if self.strategy in MASK_STRATEGIES:
-                left = ops.logical_and(targets, new == mask_token_id)
-                done = ops.logical_or(done, ~ops.any(left, axis=-1))
-            step = step + ops.cast(~refresh, "int32")
-            finished = ops.logical_or(step >= num_steps, ops.all(done))
-            finished = ops.logical_and(finished, ~refresh)
-            if self.cache:
-                next_block = refresh  # Move on after the refresh pass...
-                refresh = ops.logical_and(finished, block < num_blocks - 1)
-                next_block = ops.logical_or(next_block, finished & ~refresh)
-            else:
-                next_block = finished
-            block = block + ops.cast(next_block, "int32")
-            step = ops.where(next_block, 0, step)
-            done = ops.logical_and(done, ~next_block)
-            if recorded:  # A refresh pass rewrites the last state, unchanged.
-                states, count = recorded
-                count = count - ops.cast(was_refresh, "int32")
-                states = ops.slice_update(states, [count, 0, 0], tokens[None])
-                recorded = (states, count + 1)
-            return (tokens, cache, score, done, block, step, refresh, passes + 1, *recorded)
-
-        tokens, _, score, _, _, _, _, passes, *recorded = self.run_loop(
-            cond, body, loop_vars=loop_vars, model=model
+        cache = denoiser.initial_cache(tokens)
+        passes = ops.convert_to_tensor(int(self.cache), "int32")  # The cache's full pass.
+        score = ops.zeros((batch,), "float32")
+        loop_vars = (ops.convert_to_tensor(0, "int32"), tokens, cache, score, passes)
+        if record is not None:  # The states buffer and how many are written.
+            states = ops.zeros((record,) + tuple(ops.shape(tokens)), tokens.dtype)
+            loop_vars += (ops.slice_update(states, [0, 0, 0], tokens[None]), ops.convert_to_tensor(1, "int32"))
+        _, tokens, _, score, passes, *recorded = self.run_loop(
+            blocks_left, decode_block, loop_vars=loop_vars, model=model
         )
         return (tokens, score, passes, *recorded)
+
+    def step(self, logits, current, targets, done, steps_left, mask_token_id, stop_ids):
+        """One denoising step on a window: `(new tokens, done)`.
+
+        The rows' target positions (`targets`) that are not `done` may
+        change; the strategy picks which take the tokens sampled from
+        `logits`. A row is done once its block holds no mask (mask
+        strategies) or, with `early_stop`, once a step changed none of its
+        tokens.
+        """
+        candidates = ops.logical_and(targets, ~done[:, None])
+        samples = self.sample(logits)
+        rewrite = select(
+            self.strategy, logits, current, samples, candidates, steps_left,
+            mask_token_id, self.keep_fraction, self.threshold, stop_ids,
+            self.entropy_bound,
+        )
+        new = ops.where(rewrite, samples, current)
+        if self.early_stop:
+            changed = ops.any(ops.logical_and(candidates, new != current), axis=-1)
+            done = ops.logical_or(done, ~changed)
+        if self.strategy in MASK_STRATEGIES:
+            masked = ops.any(ops.logical_and(targets, new == mask_token_id), axis=-1)
+            done = ops.logical_or(done, ~masked)
+        return new, done
 
     def get_config(self):
         return {
