@@ -205,8 +205,8 @@ ktd.lora.merge_lora(model.backbone)
 
 `generate()` starts the target region from random tokens and denoises every
 position at once for `num_steps` steps, keeping the best of `num_samples`
-candidates. The whole loop is one compiled `while_loop`; changing
-`num_steps` does not recompile.
+candidates. The whole decoding is compiled once (a loop of steps inside a
+loop of blocks); changing `num_steps` does not recompile.
 """
 
 model.compile(sampler=ktd.DiffusionSampler(num_steps=10, temperature=0.2, num_samples=4, seed=0))

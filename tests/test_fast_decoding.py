@@ -238,6 +238,30 @@ def test_selection_rules_on_hand_made_logits():
         False, False, True, True]
 
 
+def test_one_step_changes_only_live_targets_and_stops_finished_rows():
+    # Vocabulary of 4; token 3 is the mask. Row 0 is live with two masked
+    # targets (positions 1 and 2); row 1 is already done.
+    probs = np.full((2, 4, 4), 0.02, "float32")
+    probs[:, :, 0] = 0.94  # Every position is sure of token 0...
+    probs[0, 2] = [0.3, 0.3, 0.38, 0.02]  # ...but row 0's position 2.
+    logits = np.log(probs)
+    current = np.array([[1, 3, 3, 2], [3, 3, 3, 3]], "int32")
+    targets = np.array([[False, True, True, False], [True] * 4])
+    done = np.array([False, True])
+
+    def step(steps_left, **options):
+        sampler = ktd.DiffusionSampler(num_samples=1, temperature=0.0, strategy="threshold",
+                                       threshold=0.9, **options)
+        new, done_after = sampler.step(logits, current, targets, done, steps_left,
+                                       mask_token_id=3, stop_ids=None)
+        return ops.convert_to_numpy(new).tolist(), ops.convert_to_numpy(done_after).tolist()
+
+    # Only position 1 is above the threshold: row 0 still holds a mask.
+    assert step(5) == ([[1, 0, 3, 2], [3, 3, 3, 3]], [False, True])
+    # The block's last step commits every masked target: row 0 stops.
+    assert step(1) == ([[1, 0, 2, 2], [3, 3, 3, 3]], [True, True])
+
+
 def test_ordered_stop_commits_stop_tokens_only_after_decided_positions():
     # Position 0 is a prompt token (decided); 1-4 are masked (token 3).
     # The model is surest of the end token (1) at position 2: plain
