@@ -288,7 +288,7 @@ class DiffusionDecoder(CausalLM):
         if "target_mask" not in inputs:
             return self.logits(token_ids, padding_mask)
         target_mask = ops.cast(inputs["target_mask"], "bool")
-        trained = self.trained_region(target_mask)
+        trained = self.trained_region(target_mask, token_ids)
         noisy, corrupted, rate = self.noise(
             token_ids, trained, vocabulary_size=self.output_vocabulary_size
         )
@@ -324,16 +324,17 @@ class DiffusionDecoder(CausalLM):
             outputs["unrolled"] = ops.cast(take, "float32")
         return outputs
 
-    def trained_region(self, target_mask):
+    def trained_region(self, target_mask, token_ids):
         """The target positions a training step corrupts and scores.
 
         The whole target, except in block diffusion (`attention="block"`
         with more than one block): there each row trains one block, drawn
-        uniformly by the noise, and its earlier blocks stay clean, as
-        decoding sees them when it writes that block. (BD3-LM trains every
-        block in one pass over a doubled sequence, noisy copy beside clean
-        copy; one block per example is an unbiased estimate of the same
-        per-block loss, at the cost of one pass over the plain sequence.)
+        uniformly by the noise among its output blocks (`output_blocks`),
+        and its earlier blocks stay clean, as decoding sees them when it
+        writes that block. (BD3-LM trains every block in one pass over a
+        doubled sequence, noisy copy beside clean copy; one block per
+        example is an unbiased estimate of the same per-block loss over the
+        output blocks, at the cost of one pass over the plain sequence.)
         """
         if self.attention != "block":
             return target_mask
@@ -341,7 +342,27 @@ class DiffusionDecoder(CausalLM):
         if target_length is not None and target_length <= self.block_size:
             return target_mask  # One block: nothing to choose.
         blocks = attention_lib.block_ids(target_mask, self.block_size)
-        return self.noise.one_block(blocks)
+        return self.noise.one_block(blocks, self.output_blocks(blocks, token_ids))
+
+    def output_blocks(self, blocks, token_ids):
+        """Each row's count of blocks up to the one holding its first stop
+        token (end or padding), `[batch, 1]`; all its blocks where the target
+        holds none, or without a preprocessor to name the stop tokens.
+
+        The blocks after that one hold only padding, which the output drops
+        (`generate_postprocess` cuts it at the stop tokens). Drawn among all blocks, a
+        short answer's block trains in only a few examples: SQuAD answers in
+        32 positions, blocks of 8, one in four (`benchmarks/results/
+        quality-smollm2-*.md`, AR2Diff_0-block8).
+        """
+        if self.preprocessor is None:
+            return None
+        stops = ops.zeros_like(blocks) > 0
+        for stop in self.preprocessor.stop_token_ids:
+            stops = ops.logical_or(stops, token_ids == stop)
+        stops = ops.logical_and(stops, blocks >= 0)
+        last = ops.max(blocks, axis=1, keepdims=True)
+        return ops.min(ops.where(stops, blocks, last), axis=1, keepdims=True) + 1
 
     def loss_positions(self, target_mask):
         """The `[batch, target_length]` positions the loss reads, or `None`.

@@ -115,12 +115,14 @@ class Noise(keras.layers.Layer):
         coin = random.uniform(ops.shape(token_ids), seed=self.seed_generator)
         return ops.logical_and(coin < rate, ops.cast(target_mask, "bool")), rate
 
-    def one_block(self, blocks):
+    def one_block(self, blocks, count=None):
         """Block diffusion's training region: one block of each row, drawn
-        uniformly among the row's blocks (`blocks`: int `[batch, length]`,
-        each position's block, -1 outside the target; see
+        uniformly among the row's first `count` blocks (int `[batch, 1]`;
+        default: all of them). `blocks`: int `[batch, length]`, each
+        position's block, -1 outside the target (see
         `attention.block_ids`). Returns a bool `[batch, length]` mask."""
-        count = ops.max(blocks, axis=1, keepdims=True) + 1
+        if count is None:
+            count = ops.max(blocks, axis=1, keepdims=True) + 1
         draw = random.uniform(ops.shape(count), seed=self.seed_generator)
         chosen = ops.cast(draw * ops.cast(count, "float32"), "int32")
         chosen = ops.minimum(chosen, count - 1)

@@ -114,6 +114,33 @@ def test_every_block_gets_trained_and_the_loss_reads_only_it():
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
 
 
+def test_blocks_after_the_end_token_are_not_drawn():
+    # Blocks of 3 over a 9-position target. Short targets end (end token,
+    # then padding) in their first or second block; the blocks after hold
+    # only padding, which the output drops: training never draws them, and
+    # draws every block up to the one holding the end token.
+    model, _ = block_model("gpt2")
+    tokenizer = tiny_causal_lm("gpt2").preprocessor.tokenizer
+    model.preprocessor = ktd.DiffusionPreprocessor(tokenizer, LENGTH, target_length=3 * BLOCK)
+    x, _, _ = model.preprocessor({"prefix": ["a", "b", "c"], "target": ["b", "c c", "abcdefg"]})
+    x = {k: ops.convert_to_numpy(v) for k, v in x.items()}
+    # The target's 9 positions of each row (the training outputs' positions).
+    target = x["target_mask"].astype(bool)
+    blocks = np.stack([block_of(target)[row][target[row]] for row in range(3)])
+    stop = np.stack([np.isin(x["token_ids"][row][target[row]], model.preprocessor.stop_token_ids)
+                     for row in range(3)])
+    last = [blocks[row][stop[row]].min() for row in range(3)]
+    assert len(set(last)) == 3  # The rows end in blocks 0, 1 and 2.
+    seen = [set(), set(), set()]
+    for _ in range(40):
+        trained = ops.convert_to_numpy(model(x, training=True)["trained"]).astype(bool)
+        for row in range(3):
+            (chosen,) = set(blocks[row][trained[row]])
+            np.testing.assert_array_equal(trained[row], blocks[row] == chosen)
+            seen[row].add(chosen)
+    assert seen == [set(range(end + 1)) for end in last]
+
+
 def test_one_block_over_the_target_trains_as_before():
     # One block covering a fixed-length target (the protocol's models): the
     # whole target trains, and the noise's draws are a bidirectional
