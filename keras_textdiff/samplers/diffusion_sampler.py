@@ -377,7 +377,8 @@ class DiffusionSampler(Sampler):
         loop_vars = (ops.convert_to_tensor(0, "int32"), tokens, cache, score, passes)
         if record is not None:  # The states buffer and how many are written.
             states = ops.zeros((record,) + tuple(ops.shape(tokens)), tokens.dtype)
-            loop_vars += (ops.slice_update(states, [0, 0, 0], tokens[None]), ops.convert_to_tensor(1, "int32"))
+            states = ops.slice_update(states, [0, 0, 0], tokens[None])
+            loop_vars += (states, ops.convert_to_tensor(1, "int32"))
         _, tokens, _, score, passes, *recorded = self.run_loop(
             blocks_left, decode_block, loop_vars=loop_vars, model=model
         )
