@@ -44,6 +44,20 @@ def test_quick_run_writes_a_row_per_cell(tmp_path):
     assert "x AR step" in text
 
 
+def test_held_out_losses_and_the_window_yardstick(tmp_path):
+    training = load_training()
+    bench = training.main(["--quick", "--objectives", "l12,elbo", "--loss-steps", "3",
+                           "--out-dir", tmp_path])
+    l12, elbo = bench.rows
+    assert l12["trained_steps"] == elbo["trained_steps"] == 3
+    # L(1:2) adds the unrolled pass's loss to L(1); near chance (a tiny model
+    # after 3 steps) the two terms are alike, so L(1) alone is about half.
+    assert 0 < l12["heldout_window_l1"] < 0.75 * l12["heldout_loss"]
+    assert "heldout_window_l1" not in elbo  # Mask noise: another objective.
+    text = (tmp_path / f"training-{bench.slug}.md").read_text()
+    assert f"| {l12['heldout_loss']:.3f} | {l12['heldout_window_l1']:.3f} |" in text
+
+
 @pytest.mark.large  # The quick run above checks the benchmark by default.
 def test_remat_rows_build_the_model_in_a_remat_scope(tmp_path, monkeypatch):
     training = load_training()
