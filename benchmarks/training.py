@@ -19,7 +19,9 @@ token batches:
   every position is projected).
 
 Every diffusion row uses `shifted_prediction=True` and
-`keras.optimizers.AdamW(1e-4)`, as does the AR row. Diffusion batches come
+`keras.optimizers.AdamW(1e-4)`, as does the AR row (LoRA rows:
+`--lora-learning-rate`, 5e-4 by default, the protocol's: at 1e-4 LoRA
+barely moves in a few steps). Diffusion batches come
 from `keras_textdiff.data.to_dataset` over `{"prefix", "target"}` pairs cut
 from a fixed text (Python standard library source), so that prefix and
 target fill the length (about half each; window rows: a target of about
@@ -86,6 +88,7 @@ import argparse
 import datetime
 import gc
 import json
+import math
 import os
 import re
 import shlex
@@ -185,7 +188,8 @@ def causal_lm_factory(shape, args):
 def row_model(causal_lm, objective, weights, args):
     """The model one row trains, compiled: the AR `CausalLM` itself, or a
     `DiffusionDecoder` over its backbone."""
-    optimizer = keras.optimizers.AdamW(1e-4)
+    rate = args.lora_learning_rate if weights == "lora" else args.learning_rate
+    optimizer = keras.optimizers.AdamW(rate)
     if objective == "ar":
         if weights == "lora":
             causal_lm.backbone.enable_lora(args.lora_rank)
@@ -542,7 +546,8 @@ def markdown(bench):
         "UniformNoise, SUNDAE's L(1:2); `onepass` UniformNoise(unroll=0.0), L(1); "
         "`elbo` a mask token and MaskNoise, the masked-diffusion ELBO; `-window` "
         f"with target_length={args.target_length} (only those positions projected "
-        "to the vocabulary). AdamW(1e-4) everywhere; LoRA: keras-hub's "
+        f"to the vocabulary). AdamW({args.learning_rate:g}), LoRA rows "
+        f"AdamW({args.lora_learning_rate:g}); LoRA: keras-hub's "
         f"`backbone.enable_lora({args.lora_rank})`.",
         f"s/step: median of {args.steps} steps after the first (in one `fit` "
         "call); compile s: from the `fit` call to the end of the first step, minus "
@@ -612,6 +617,10 @@ def parse_args(argv=None):
     parser.add_argument("--objectives", help=f"comma list of {', '.join(OBJECTIVES)}")
     parser.add_argument("--weights", help="comma list of full, lora")
     parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=1e-4,
+                        help="AdamW's learning rate (full weights)")
+    parser.add_argument("--lora-learning-rate", type=float, default=5e-4,
+                        help="AdamW's learning rate for LoRA rows (the protocol's)")
     parser.add_argument("--dtypes", help=f"comma list of {', '.join(DTYPES)}")
     parser.add_argument("--remat", help=f"comma list of {', '.join(REMAT)}: build the model "
                         "in keras.RematScope(mode=...) (off: without)")
@@ -644,6 +653,9 @@ def parse_args(argv=None):
     for flag in ("sequence_length", "batch_size", "target_length", "steps", "lora_rank"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1")
+    for flag in ("learning_rate", "lora_learning_rate"):
+        if not math.isfinite(getattr(args, flag)) or getattr(args, flag) <= 0:
+            parser.error(f"--{flag.replace('_', '-')} must be a finite number > 0")
     if args.target_length > args.sequence_length - 3:
         parser.error("--target-length must be at most --sequence-length - 3")
     return args
