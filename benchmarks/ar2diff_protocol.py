@@ -626,7 +626,9 @@ def cpu_notes(args):
              "session 10: the translation AR2Diff_0 row's fine-tuning shared them with the test "
              "suite, and MBPP's AR fine-tuning with a translation decoding sweep; session 16: "
              "AR2Diff_300 (retrained) and AR2Diff_0-block8 trained and decoded side by side, "
-             "with the test suite), "
+             "with the test suite; session 17: AR2Diff_0-block8 (retrained) was paused for "
+             "about 45 minutes during its fine-tuning, which its train seconds include, and "
+             "decoded beside AR2Diff_300's `entropy-bound-ordered` row and the test suite), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
@@ -720,7 +722,13 @@ def write_results(rows, args, device=None, notes=None, folder=None):
             lines += ["", "Earlier recipe, for the record (session 6): the same AR2Diff_0 with the "
                       "end token closing the prompt scored F1 2.2 / EM 0.5 with `confidence` on "
                       "these questions; its first answer token was predicted from the end "
-                      "token's hidden state, which the AR model never used that way."]
+                      "token's hidden state, which the AR model never used that way.",
+                      "", "Block diffusion before session 17, for the record: AR2Diff_0-block8 "
+                      "trained each example on a block drawn among all four (at 843f3b7), so a "
+                      "short answer's block trained in about one example in four and the rest "
+                      "on padding: `threshold-ordered-block8` F1 14.1 / EM 2.5 in 35.1 calls. "
+                      "The row above draws among the blocks up to the one holding the end "
+                      "token (`DiffusionDecoder.output_blocks`)."]
     lines += ["", "## Notes", ""]
     lines += notes
     lines += ["", "Decoders (one sample, temperature 0, a prompt cache; `model calls` counts the "
@@ -732,10 +740,14 @@ def write_results(rows, args, device=None, notes=None, folder=None):
               "above probability 0.9, at least one per step, at most as many steps as target "
               "tokens, stopping once nothing is masked) with the same ordering; "
               "`threshold-ordered-blockB` the same in blocks of B target positions, left to "
-              "right, up to B steps each. Models named `AR2Diff_N-blockB` are block diffusion: "
+              "right, up to B steps each; `entropy-bound-ordered` commits the surest masked "
+              "tokens while their summed entropy stays under 1 nat (at least one per step), "
+              "with the same bounds and ordering. Models named `AR2Diff_N-blockB` are block "
+              "diffusion: "
               "`--block-size B` cuts the target into blocks of B that attend both ways inside "
-              "and to earlier blocks only, and each training example denoises one block given "
-              "its clean earlier blocks; their `-blockB` decoders then have an exact cache."]
+              "and to earlier blocks only, and each training example denoises one block (among "
+              "those up to its end token) given its clean earlier blocks; their `-blockB` "
+              "decoders then have an exact cache."]
     lines += ["", "Differences from the paper (Table 2, Base: SQuAD F1 AR 68.1, AR2Diff_0 64.8, "
               "AR2Diff_10K 68.1, AR2Diff_100K 71.9):", ""]
     lines += [f"- {d}" for d in PAPER_DIFFERENCES]
