@@ -626,9 +626,8 @@ def cpu_notes(args):
              "session 10: the translation AR2Diff_0 row's fine-tuning shared them with the test "
              "suite, and MBPP's AR fine-tuning with a translation decoding sweep; session 16: "
              "AR2Diff_300 (retrained) and AR2Diff_0-block8 trained and decoded side by side, "
-             "with the test suite; session 17: AR2Diff_0-block8 (retrained) was paused for "
-             "about 45 minutes during its fine-tuning, which its train seconds include, and "
-             "decoded beside AR2Diff_300's `entropy-bound-ordered` row and the test suite), "
+             "with the test suite; session 17: AR2Diff_300's `entropy-bound-ordered` "
+             "decoding shared them with the test suite and was paused for a few minutes), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
@@ -723,12 +722,12 @@ def write_results(rows, args, device=None, notes=None, folder=None):
                       "end token closing the prompt scored F1 2.2 / EM 0.5 with `confidence` on "
                       "these questions; its first answer token was predicted from the end "
                       "token's hidden state, which the AR model never used that way.",
-                      "", "Block diffusion before session 17, for the record: AR2Diff_0-block8 "
-                      "trained each example on a block drawn among all four (at 843f3b7), so a "
-                      "short answer's block trained in about one example in four and the rest "
-                      "on padding: `threshold-ordered-block8` F1 14.1 / EM 2.5 in 35.1 calls. "
-                      "The row above draws among the blocks up to the one holding the end "
-                      "token (`DiffusionDecoder.output_blocks`)."]
+                      "", "AR2Diff_0-block8 was trained at 843f3b7, each example on a block "
+                      "drawn among all four, so a short answer's block trained in about one "
+                      "example in four and the rest on padding. Since 0d34395 training draws "
+                      "among the blocks up to the one holding the end token "
+                      "(`DiffusionDecoder.output_blocks`); the row has not been retrained "
+                      "with it yet."]
     lines += ["", "## Notes", ""]
     lines += notes
     lines += ["", "Decoders (one sample, temperature 0, a prompt cache; `model calls` counts the "
