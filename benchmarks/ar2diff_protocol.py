@@ -244,6 +244,10 @@ DECODERS = {
     "threshold-ordered-block8": dict(num_steps=8, block_size=8, temperature=0.0, num_samples=1,
                                      strategy="threshold", threshold=0.9, cache=True,
                                      early_stop=True, ordered_stop=True),
+    # Plain block decoding, the reference for the threshold: one token per
+    # step (the most confident), 8 steps per block of 8.
+    "confidence-ordered-block8": dict(num_steps=8, block_size=8, temperature=0.0, num_samples=1,
+                                      strategy="confidence", cache=True, ordered_stop=True),
     # Fast-dLLM threshold decoding (fewer calls).
     "threshold": dict(num_steps=10, temperature=0.0, num_samples=1, strategy="threshold",
                       threshold=0.9, cache=True, early_stop=True, ordered_stop=False),

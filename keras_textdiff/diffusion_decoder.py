@@ -13,6 +13,7 @@ from keras_textdiff.kv_cache import WindowedLogits
 from keras_textdiff.kv_cache import cached_task
 from keras_textdiff.noise import UniformNoise
 from keras_textdiff.samplers.diffusion_sampler import DiffusionSampler
+from keras_textdiff.samplers.unmasking import is_stop
 
 
 def check_sequence_length(backbone, length, name="sequence_length"):
@@ -357,10 +358,7 @@ class DiffusionDecoder(CausalLM):
         """
         if self.preprocessor is None:
             return None
-        stops = ops.zeros_like(blocks) > 0
-        for stop in self.preprocessor.stop_token_ids:
-            stops = ops.logical_or(stops, token_ids == stop)
-        stops = ops.logical_and(stops, blocks >= 0)
+        stops = ops.logical_and(is_stop(token_ids, self.preprocessor.stop_token_ids), blocks >= 0)
         last = ops.max(blocks, axis=1, keepdims=True)
         return ops.min(ops.where(stops, blocks, last), axis=1, keepdims=True) + 1
 
@@ -570,10 +568,13 @@ class DiffusionDecoder(CausalLM):
             max_length: total length, prompt included. Defaults to the
                 preprocessor's `sequence_length`.
             stop_token_ids: `"auto"` cuts each output at the end token;
-                `None` returns the whole target region; a list of ids cuts
-                at those and is what the sampler orders its commits by
-                (`ordered_stop`): the way to give packed inputs, which have
-                no preprocessor to ask, their end and padding tokens.
+                `None` returns the whole target region (with `block_size`,
+                the blocks after the one that ended a row hold its end
+                token: they are not decoded); a list of ids cuts at those
+                and is what the sampler orders its commits by
+                (`ordered_stop`) and ends block decoding by: the way to
+                give packed inputs, which have no preprocessor to ask, their
+                end and padding tokens.
             strip_prompt: bool. Return only the generated text.
             num_steps: int >= 1. Overrides the sampler's step count for this
                 call without recompiling.

@@ -457,3 +457,46 @@ def test_trajectory_steps_are_checked_as_generate_checks_them():
     for bad in (0, -1, 2.5):
         with pytest.raises(ValueError, match="num_steps"):
             model.denoising_trajectory("the cat", num_steps=bad)
+
+
+def test_block_decoding_ends_once_every_row_has_ended():
+    # Vocabulary of 6: 0 padding, 1 end, 2 content, 5 the mask. Two prompt
+    # tokens, then 12 target positions: 3 blocks of 4. The model is sure of
+    # content up to each row's end token, of padding after it.
+    length, vocabulary, mask = 14, 6, 5
+
+    def logits_for(ends):
+        probs = np.full((len(ends), length, vocabulary), 0.01, "float32")
+        for row, end in enumerate(ends):
+            for t in range(12):
+                token = 2 if t < end else 1 if t == end else 0
+                probs[row, 2 + t, token] = 0.95
+        logits = np.log(probs)
+        return lambda token_ids: ops.convert_to_tensor(logits)
+
+    def decode(ends, stops):
+        sampler = ktd.DiffusionSampler(num_steps=4, num_samples=1, temperature=0.0,
+                                       strategy="threshold", block_size=4, seed=0)
+        ids = np.full((len(ends), length), 3, "int32")
+        target = np.zeros((len(ends), length), bool)
+        target[:, 2:] = True
+        tokens, _, passes = sampler(logits_for(ends), ids, target, vocabulary,
+                                    noise=ktd.MaskNoise(mask), stop_token_ids=stops)
+        return ops.convert_to_numpy(tokens)[:, 2:].tolist(), int(passes)
+
+    # Both rows end in block 1 (target positions 5 and 7). Without stop ids
+    # every block is decoded: block 0 in one step; block 1 in two (ordered
+    # stop: the end waits for the content before it; without stop ids it
+    # does not, one step); block 2 in one.
+    full, full_passes = decode([5, 7], stops=None)
+    assert full_passes == 3
+    assert full[0] == [2] * 5 + [1] + [0] * 6
+    # With them, block 2 is never decoded: it is filled with each row's end.
+    ended, passes = decode([5, 7], stops=[0, 1])
+    assert passes == 1 + 2
+    assert ended[0] == [2] * 5 + [1] + [0, 0] + [1] * 4
+    assert ended[1] == [2] * 7 + [1] + [1] * 4
+    # A row whose output has not ended keeps the loop going.
+    tokens, passes = decode([5, 11], stops=[0, 1])
+    assert passes == 1 + 2 + 2
+    assert tokens == [[2] * 5 + [1] + [0, 0] + [1] * 4, [2] * 11 + [1]]

@@ -9,6 +9,7 @@ from keras_textdiff.attention import block_ids
 from keras_textdiff.noise import UniformNoise
 from keras_textdiff.samplers.unmasking import MASK_STRATEGIES
 from keras_textdiff.samplers.unmasking import STRATEGIES
+from keras_textdiff.samplers.unmasking import is_stop
 from keras_textdiff.samplers.unmasking import select
 
 
@@ -87,7 +88,11 @@ class DiffusionSampler(Sampler):
     - `block_size`: semi-autoregressive decoding: each row's target is
       decoded `block_size` positions at a time (counted from its first
       target position), left to right, `num_steps` steps per block; a block
-      stops changing once the next one starts.
+      stops changing once the next one starts. Given `stop_token_ids`, a
+      row whose finished block holds one has ended: its later blocks are
+      not decoded but filled with that token (the output is cut there
+      anyway), and decoding ends once every row has ended, as keras-hub's
+      samplers stop at the end token.
     - `cache`: keep the keys and values of positions that are not being
       decoded (the prompt, finished blocks) instead of recomputing them
       every step; only the current window runs through the model. Exact for
@@ -273,7 +278,8 @@ class DiffusionSampler(Sampler):
                 starts (random tokens, or all masks) and its mask token.
                 Defaults to `UniformNoise()`.
             stop_token_ids: the ids that end an output (end, padding), for
-                `ordered_stop`.
+                `ordered_stop` and to end block decoding once every row's
+                output has ended.
             record: `None`, or an int: room for that many states (at least
                 the number of decoding steps plus one). The loop then also
                 records the tokens it starts from and those after each
@@ -294,7 +300,7 @@ class DiffusionSampler(Sampler):
                 "`MaskNoise` (it unmasks positions); this model has no mask "
                 'token. Use "resample" or "argmax_unrolled".'
             )
-        stop_ids = list(stop_token_ids or []) if self.ordered_stop else None
+        stop_ids = list(stop_token_ids or [])
         length = ops.shape(token_ids)[1]
         if not hasattr(denoiser, "window"):
             denoiser = FullLogits(denoiser, length)
@@ -324,16 +330,34 @@ class DiffusionSampler(Sampler):
             start = ops.clip(low - 1, 0, length - window)
             return start, ops.slice(blocks, [0, start], [batch, window]) == block
 
-        def recorded_after(recorded, tokens):
-            """The trajectory with `tokens` appended (if one is recorded)."""
+        def recorded_after(recorded, tokens, replace=False):
+            """The trajectory with `tokens` appended (if one is recorded), or
+            with its last state replaced by them."""
             if not recorded:
                 return recorded
             states, count = recorded
+            count = count - 1 if replace else count
             return ops.slice_update(states, [count, 0, 0], tokens[None]), count + 1
 
-        def decode_block(block, tokens, cache, score, passes, *recorded):
-            """The inner loop: up to `num_steps` steps on `block`, then the
-            cache's refresh pass."""
+        def ended_in(block, tokens, ended):
+            """Rows whose output has ended by the end of `block`: a stop
+            token in it. Their later blocks would hold only what the output
+            drops (`generate_postprocess` cuts it at the first stop token),
+            so they are not decoded but filled with that stop token, as
+            keras-hub's samplers stop a row at its end token."""
+            if not stop_ids:
+                return tokens, ended
+            stops = ops.logical_and(is_stop(tokens, stop_ids), blocks >= 0)
+            now = ops.logical_and(ops.any(ops.logical_and(stops, blocks == block), axis=1), ~ended)
+            first = ops.argmax(ops.cast(stops, "int32"), axis=1)[:, None]
+            fill = ops.take_along_axis(tokens, first, axis=1)
+            later = ops.logical_and(now[:, None], blocks > block)
+            return ops.where(later, fill, tokens), ops.logical_or(ended, now)
+
+        def decode_block(block, tokens, cache, score, passes, ended, *recorded):
+            """The inner loop: up to `num_steps` steps on `block` (rows that
+            ended in an earlier block stay as they are), then the cache's
+            refresh pass."""
             start, targets = block_window(block)
 
             def steps_left(tokens, cache, score, done, step, passes, *recorded):
@@ -343,43 +367,49 @@ class DiffusionSampler(Sampler):
                 logits, cache = denoiser(tokens, start, cache)
                 current = ops.slice(tokens, [0, start], [batch, window])
                 new, done = self.step(
-                    logits, current, targets, done, num_steps - step, mask_token_id, stop_ids
+                    logits, current, targets, done, num_steps - step, mask_token_id,
+                    stop_ids if self.ordered_stop else None,
                 )
-                if self.num_samples > 1:
-                    score = candidate_score(logits, current, targets, mask_token_id)
+                if self.num_samples > 1:  # An ended row keeps its last block's score.
+                    score = ops.where(
+                        ended, score, candidate_score(logits, current, targets, mask_token_id)
+                    )
                 tokens = ops.slice_update(tokens, [0, start], new)
                 recorded = recorded_after(recorded, tokens)
                 return (tokens, cache, score, done, step + 1, passes + 1, *recorded)
 
-            done = ops.zeros((batch,), "bool")
             zero = ops.convert_to_tensor(0, "int32")
             tokens, cache, score, _, _, passes, *recorded = self.run_loop(
                 steps_left, denoising_step, model=model,
-                loop_vars=(tokens, cache, score, done, zero, passes, *recorded),
+                loop_vars=(tokens, cache, score, ended, zero, passes, *recorded),
             )
+            tokens, ended = ended_in(block, tokens, ended)
+            recorded = recorded_after(recorded, tokens, replace=True)  # The fill, if any.
+            more = ops.logical_and(block < num_blocks - 1, ~ops.all(ended))
             if self.cache:
                 # The refresh pass: the finished block's keys and values from
                 # its final tokens, for the blocks after it (none after the
-                # last). The pass changes no token and is not a step.
-                more = block < num_blocks - 1
+                # last, or once every row has ended). The pass changes no
+                # token and is not a step.
                 cache = ops.cond(
                     more, lambda: denoiser(tokens, start, cache)[1], lambda: cache
                 )
                 passes = passes + ops.cast(more, "int32")
-            return (block + 1, tokens, cache, score, passes, *recorded)
+            return (block + 1, tokens, cache, score, passes, ended, *recorded)
 
-        def blocks_left(block, *state):
-            return block < num_blocks
+        def blocks_left(block, tokens, cache, score, passes, ended, *recorded):
+            return ops.logical_and(block < num_blocks, ~ops.all(ended))
 
         cache = denoiser.initial_cache(tokens)
         passes = ops.convert_to_tensor(int(self.cache), "int32")  # The cache's full pass.
         score = ops.zeros((batch,), "float32")
-        loop_vars = (ops.convert_to_tensor(0, "int32"), tokens, cache, score, passes)
+        ended = ops.zeros((batch,), "bool")
+        loop_vars = (ops.convert_to_tensor(0, "int32"), tokens, cache, score, passes, ended)
         if record is not None:  # The states buffer and how many are written.
             states = ops.zeros((record,) + tuple(ops.shape(tokens)), tokens.dtype)
             states = ops.slice_update(states, [0, 0, 0], tokens[None])
             loop_vars += (states, ops.convert_to_tensor(1, "int32"))
-        _, tokens, _, score, passes, *recorded = self.run_loop(
+        _, tokens, _, score, passes, _, *recorded = self.run_loop(
             blocks_left, decode_block, loop_vars=loop_vars, model=model
         )
         return (tokens, score, passes, *recorded)

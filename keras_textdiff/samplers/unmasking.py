@@ -54,6 +54,13 @@ def _count(mask):
     return ops.sum(ops.cast(mask, "int32"), axis=-1)
 
 
+def is_stop(token_ids, stop_token_ids):
+    """Where `token_ids` hold one of `stop_token_ids` (end, padding): bool,
+    the shape of `token_ids`."""
+    stop_ids = ops.convert_to_tensor(list(stop_token_ids), "int32")
+    return ops.any(ops.cast(token_ids, "int32")[..., None] == stop_ids, axis=-1)
+
+
 def select(
     strategy,
     logits,
@@ -101,12 +108,12 @@ def select(
     chosen = ops.take_along_axis(probs, samples[..., None], axis=-1)[..., 0]
     if stop_token_ids:
         stop_ids = ops.convert_to_tensor(stop_token_ids, "int32")
-        is_stop = ops.any(samples[..., None] == stop_ids, axis=-1)
+        stopped = is_stop(samples, stop_token_ids)
         # A stop token waits while a masked position before it would still
         # get content: then the content, not the stop, decides the length.
-        content = ops.cast(ops.logical_and(masked, ~is_stop), "int32")
+        content = ops.cast(ops.logical_and(masked, ~stopped), "int32")
         content_before = ops.cumsum(content, axis=-1) - content
-        ready = ops.logical_and(masked, ops.logical_or(~is_stop, content_before == 0))
+        ready = ops.logical_and(masked, ops.logical_or(~stopped, content_before == 0))
         ready = ops.logical_or(ready, ops.logical_and(masked, last_step))
         # Which stop token a position gets does not matter (the output ends
         # there either way), so a sampled stop is as sure as the model is
@@ -115,7 +122,7 @@ def select(
         # padding tokens (0.5 each) is then sure of it, and threshold
         # decoding fills it in one step instead of one position a step.
         stop_probs = ops.take(probs, stop_ids, axis=-1)
-        chosen = ops.where(is_stop, ops.sum(stop_probs, axis=-1), chosen)
+        chosen = ops.where(stopped, ops.sum(stop_probs, axis=-1), chosen)
     if strategy == "threshold":
         # At least the best one; everything at a block's last step.
         best = _top_k(chosen, ready, ops.ones_like(_count(ready)))
@@ -126,7 +133,7 @@ def select(
         if stop_token_ids:  # The stop ids as one outcome, as above.
             merged = entropy + ops.sum(stop_probs * ops.log(stop_probs + 1e-10), axis=-1)
             merged = merged - chosen * ops.log(chosen + 1e-10)
-            entropy = ops.where(is_stop, merged, entropy)
+            entropy = ops.where(stopped, merged, entropy)
         # Ready positions by entropy, surest first; the summed entropy of
         # each one and all surer ones decides (others count as infinite).
         entropy = ops.where(ready, entropy, 1e30)
