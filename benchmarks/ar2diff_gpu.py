@@ -381,10 +381,11 @@ def score(export_dir, outputs_dir, runs_dir):
             out["padding_mask"] = out["padding_mask"] & (np.cumsum(out["padding_mask"], axis=1)
                                                          <= args.target_length)
             texts = [_cut_at(t, ends) for t in ar.preprocessor.generate_postprocess(out)]
-            calls = None
+            calls = own = None
         else:
             texts = preprocessor.generate_postprocess(out, strip_prompt=True)
             calls = float(np.mean(out["num_forward_passes"]))
+            own = float(np.mean(out["row_forward_passes"])) if "row_forward_passes" in out else None
         raw = [None] * len(test)
         for i, text in zip(meta["order"], texts):
             raw[i] = text
@@ -396,7 +397,7 @@ def score(export_dir, outputs_dir, runs_dir):
             **{m: scores[m] for m in protocol.TASKS[args.task]["metrics"]},
             "examples": len(test), "finetune_steps": args.finetune_steps, "adapt_steps": n,
             "seconds": round(stages[f"{name} decode {decoding}"]["seconds"], 1), "model_calls": calls,
-            "train_seconds": stages[f"{name} finetune"]["seconds"],
+            "calls_per_question": own, "train_seconds": stages[f"{name} finetune"]["seconds"],
             "final_loss": stages[f"{name} finetune"]["loss"],
             "command": f"{meta.get('command', 'ar2diff_gpu.py export')}; bash scripts/gpu_quality.sh; "
                        "python benchmarks/ar2diff_gpu.py score",

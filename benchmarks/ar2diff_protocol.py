@@ -175,14 +175,18 @@ def trained(directory, build, dataset_fn, steps, args, stage, start_from=None):
 
 
 def decode_diffusion(model, prompts, sampler, batch_size):
+    """`(outputs, calls)`: the decoded texts, and the mean model calls per
+    batch (`model_calls`, each prompt counted) and per prompt
+    (`calls_per_question`: what decoding it alone makes)."""
     model.compile(sampler=sampler)
-    outputs, calls = [], []
+    outputs, calls, own = [], [], []
     for i in range(0, len(prompts), batch_size):
         batch = model.preprocessor.generate_preprocess(prompts[i : i + batch_size])
         out = model.generate(dict(batch))
         outputs += model.preprocessor.generate_postprocess(out, strip_prompt=True)
         calls += out["num_forward_passes"].tolist()
-    return outputs, float(np.mean(calls))
+        own += out["row_forward_passes"].tolist()
+    return outputs, {"model_calls": float(np.mean(calls)), "calls_per_question": float(np.mean(own))}
 
 
 def decode_ar(model, prompts, args):
@@ -319,6 +323,7 @@ def evaluate(directory, decoding, model, test, args, diffusion):
         outputs, calls = decode_diffusion(model, prompts, sampler, batch)
     else:
         outputs, calls = decode_ar(model, [p + "\n" for p in prompts], args)
+        calls = {"model_calls": calls}
     seconds = time.time() - start
     unsorted = [None] * len(test)
     for i, output in zip(order, outputs):
@@ -328,7 +333,7 @@ def evaluate(directory, decoding, model, test, args, diffusion):
     result = {
         "model": os.path.basename(directory), "decoding": decoding, "examples": len(test),
         **score(args.task, predictions, test),
-        "seconds": seconds, "model_calls": calls,
+        "seconds": seconds, **calls,
         "predictions": [{"id": e.get("id", e.get("task_id")), "prediction": p,
                          "references": e.get("answers", e["target"]), "raw": o}
                         for e, p, o in zip(test, predictions, outputs)],
@@ -538,6 +543,7 @@ def main(argv=None):
                     "examples": scores["examples"], "finetune_steps": args.finetune_steps,
                     "adapt_steps": n, "seconds": round(scores["seconds"], 1),
                     "model_calls": scores["model_calls"],
+                    "calls_per_question": scores.get("calls_per_question"),
                     "train_seconds": result.get("seconds"), "final_loss": result.get("loss"),
                     "command": " ".join(["python", *sys.argv]), "device": device_name(),
                 })
@@ -667,6 +673,7 @@ def write_results(rows, args, device=None, notes=None, folder=None):
                 "value": round(r[metric], 2), "examples": r["examples"],
                 "finetune_steps": r["finetune_steps"], "adapt_steps": r["adapt_steps"],
                 "decoding": r["decoding"], "seconds": r["seconds"], "model_calls": r["model_calls"],
+                "calls_per_question": r.get("calls_per_question"),
                 "train_seconds": r.get("train_seconds"), "final_loss": r.get("final_loss"),
                 "command": r.get("command"), "device": r.get("device", device),
             })
@@ -710,15 +717,16 @@ def write_results(rows, args, device=None, notes=None, folder=None):
                 if task == "squad" else ""),
             "",
             "| model | N (adapt steps) | decoding | " + " | ".join(names)
-            + " | model calls | decode seconds | train seconds |",
-            "|---|---|---|" + "---|" * len(names) + "---|---|---|",
+            + " | model calls | calls per question | decode seconds | train seconds |",
+            "|---|---|---|" + "---|" * len(names) + "---|---|---|---|",
         ]
         for r in task_rows:
             calls = "" if r["model_calls"] is None else f"{r['model_calls']:.1f}"
+            own = "" if r.get("calls_per_question") is None else f"{r['calls_per_question']:.1f}"
             train_s = "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
             values = " | ".join(f"{r[m]:.1f}" for m in TASKS[task]["metrics"])
             lines.append(f"| {r['model']} | {r['adapt_steps']} | {r['decoding']} | {values} | "
-                         f"{calls} | {r['seconds']:.0f} | {train_s} |")
+                         f"{calls} | {own} | {r['seconds']:.0f} | {train_s} |")
         test = fits[: task_rows[0]["examples"]]
         lines += ["", "Trivial baselines on the same examples: " + "; ".join(
             f"{name}: {format_scores(task, value)}" for name, value in baselines(task, test).items()) + "."]
@@ -736,7 +744,10 @@ def write_results(rows, args, device=None, notes=None, folder=None):
     lines += ["", "## Notes", ""]
     lines += notes
     lines += ["", "Decoders (one sample, temperature 0, a prompt cache; `model calls` counts the "
-              "cache's full pass): `confidence` commits the most confident masked positions at "
+              "cache's full pass, per batch of 8 questions, which runs until its slowest "
+              "question is done; `calls per question` counts those each question was still "
+              "decoding in, what it would cost alone, blank for rows decoded before it was "
+              "counted): `confidence` commits the most confident masked positions at "
               "an even pace over 10 steps; `confidence-ordered` the same with `DiffusionSampler("
               "ordered_stop=True)`: an end or padding token is committed only once no masked "
               "position before it would get content; `confidence-ordered-32` the same over 32 "
@@ -744,7 +755,9 @@ def write_results(rows, args, device=None, notes=None, folder=None):
               "above probability 0.9, at least one per step, at most as many steps as target "
               "tokens, stopping once nothing is masked) with the same ordering; "
               "`threshold-ordered-blockB` the same in blocks of B target positions, left to "
-              "right, up to B steps each; `entropy-bound-ordered` commits the surest masked "
+              "right, up to B steps each, and a question's blocks after the one holding its "
+              "end token are not decoded (since 3a12a86); `confidence-ordered-block8` plain "
+              "block decoding, one token per step, 8 steps per block; `entropy-bound-ordered` commits the surest masked "
               "tokens while their summed entropy stays under 1 nat (at least one per step), "
               "with the same bounds and ordering. Models named `AR2Diff_N-blockB` are block "
               "diffusion: "

@@ -123,10 +123,11 @@ def decode_rows(model, test, names, args):
         outputs, calls = protocol.decode_diffusion(model, [e["prefix"] for e in test], sampler, batch)
         predictions = [protocol.clean(o, args.task) for o in outputs]
         scores = protocol.score(args.task, predictions, test)
-        rows.append({"decoding": name, **scores, "model_calls": calls,
+        rows.append({"decoding": name, **scores, **calls,
                      "seconds": time.time() - start,
                      "first": [(p, reference(e)) for p, e in zip(predictions, test)][:4]})
-        print(f"{name}: {protocol.format_scores(args.task, scores)}, {calls:.1f} calls, "
+        print(f"{name}: {protocol.format_scores(args.task, scores)}, "
+              f"{calls['model_calls']:.1f} calls ({calls['calls_per_question']:.1f} per question), "
               f"{rows[-1]['seconds']:.0f} s", flush=True)
     return rows
 

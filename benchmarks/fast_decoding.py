@@ -20,6 +20,7 @@ and writes to its work directory.
 import argparse
 import json
 import os
+import subprocess
 import sys
 
 import decoding_sweep
@@ -54,6 +55,10 @@ def main(argv=None):
     p.add_argument("--examples", type=int, default=48)
     p.add_argument("--options", default=OPTIONS, help="decoders, in float32")
     p.add_argument("--bfloat16", default=BFLOAT16_OPTIONS, help="decoders, in bfloat16")
+    p.add_argument("--update", action="store_true",
+                   help="rerun only these options: the results file's other rows stay, each "
+                        "with the commit it was measured at (a change to one option's code "
+                        "reruns that option, not the table)")
     decoding_sweep.add_model_arguments(p)
     own, rest = p.parse_known_args(argv)
     args = protocol.parse_args(["--rows", "AR2Diff_0", *rest])
@@ -61,49 +66,83 @@ def main(argv=None):
     half = decoding_sweep.checked_decoders(own.bfloat16) if own.bfloat16 else []
     model, preset, described = decoding_sweep.load_model(own, args)
     test = decoding_sweep.scored_test(args, preset, own.examples)
+    commit = current_commit()
     rows = [{"dtype": "float32", **r} for r in decoding_sweep.decode_rows(model, test, names, args)]
     if half:
         work = os.path.join(args.work_dir, "fast-decoding", os.path.basename(os.path.normpath(
             own.model or protocol.row_name(args, own.adapted))))
         model = bfloat16_copy(model, work)
         rows += [{"dtype": "bfloat16", **r} for r in decoding_sweep.decode_rows(model, test, half, args)]
+    command = " ".join(["python", *sys.argv])
+    rows = [{**r, "commit": commit, "command": command} for r in rows]
 
+    folder = args.work_dir if args.quick else protocol.RESULTS  # Quick runs are checks.
+    os.makedirs(folder, exist_ok=True)
+    stem = os.path.join(folder, f"fast-decoding-{protocol.results_slug(protocol.device_name())}")
+    if own.update:
+        rows = updated_rows(stem + ".json", rows, described, len(test))
     metrics = protocol.TASKS[args.task]["metrics"]
     device = protocol.device_name()
     baselines = protocol.baselines(args.task, test)
     lines = [
         "# Fast decoding options: quality and cost on a fine-tuned SmolLM2-135M", "",
-        f"Device: {device}, JAX. Command: `python {' '.join(sys.argv)}`", "",
+        f"Device: {device}, JAX. " + "; ".join(
+            f"Command at {c}: `{cmd}`" for cmd, c in dict.fromkeys(
+                (r["command"], r["commit"]) for r in rows)), "",
         f"Model: {described}. Task: {protocol.TASKS[args.task]['title']}, the first "
         f"{len(test)} scored test examples, in batches of {args.eval_batch_size} of similar "
         "length (the paper's decoder: one prompt at a time, 8 candidates).", "",
         "Model calls: forward passes per batch (a full pass or a window pass; with a cache, "
-        "its first full pass and a refresh pass after each block but the last). Seconds: wall "
-        "time of all batches, compilation included.", "",
+        "its first full pass and a refresh pass after each block but the last); a batch runs "
+        "until its slowest row is done. Calls per question: those each question was still "
+        "decoding in, what it would cost alone (blank where measured before it was counted). "
+        "Seconds: wall time of all batches, compilation included.", "",
         "| decoding | dtype | " + " | ".join(protocol.METRIC_NAMES[m] for m in metrics)
-        + " | model calls | seconds |",
-        "|---|---|" + "---|" * len(metrics) + "---|---|",
+        + " | model calls | calls per question | seconds | commit |",
+        "|---|---|" + "---|" * len(metrics) + "---|---|---|---|",
     ]
     lines += [f"| {r['decoding']} | {r['dtype']} | " + " | ".join(f"{r[m]:.1f}" for m in metrics)
-              + f" | {r['model_calls']:.1f} | {r['seconds']:.0f} |" for r in rows]
+              + f" | {r['model_calls']:.1f} | "
+              + ("" if r.get("calls_per_question") is None else f"{r['calls_per_question']:.1f}")
+              + f" | {r['seconds']:.0f} | {r['commit']} |" for r in rows]
     lines += ["", "Trivial baselines on the same examples: " + "; ".join(
         f"{b}: {protocol.format_scores(args.task, v)}" for b, v in baselines.items()) + ".", ""]
     lines += ["Decoders (`benchmarks/ar2diff_protocol.py`'s `DECODERS`):", ""]
-    lines += [f"- `{n}`: `{protocol.DECODERS[n]}`" for n in dict.fromkeys(names + half)]
+    lines += [f"- `{n}`: `{protocol.DECODERS[n]}`"
+              for n in dict.fromkeys(r["decoding"] for r in rows)]
     lines += ["", "First outputs (prediction <- reference):", ""]
     lines += [f"- {r['decoding']} ({r['dtype']}): " + "; ".join(
         f"`{p!r}` <- {e!r}" for p, e in r["first"]) for r in rows]
-    folder = args.work_dir if args.quick else protocol.RESULTS  # Quick runs are checks.
-    os.makedirs(folder, exist_ok=True)
-    stem = os.path.join(folder, f"fast-decoding-{protocol.results_slug(device)}")
     with open(stem + ".json", "w") as f:
         json.dump({"device": device, "model": described, "examples": len(test),
-                   "command": " ".join(["python", *sys.argv]), "baselines": baselines,
-                   "rows": [{k: v for k, v in r.items() if k != "first"} for r in rows]},
-                  f, indent=1)
+                   "baselines": baselines, "rows": rows}, f, indent=1)
     with open(stem + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def current_commit():
+    """The checkout's short commit, with `+` if it has uncommitted changes."""
+    def git(*a):
+        return subprocess.run(["git", *a], capture_output=True, text=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if git("status", "--porcelain", "-uno") else "")
+
+
+def updated_rows(path, rows, model, examples):
+    """`rows` in place of the same decoders' rows in the results file at
+    `path`, whose other rows stay (in their order, these after); refused if
+    that file measured another model or number of examples."""
+    if not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        old = json.load(f)
+    if (old["model"], old["examples"]) != (model, examples):
+        sys.exit(f"--update: {path} measured {old['model']} on {old['examples']} examples, not "
+                 f"{model} on {examples}; rerun every option without --update.")
+    new = {(r["decoding"], r["dtype"]): r for r in rows}
+    kept = [new.pop((r["decoding"], r["dtype"]), r) for r in old["rows"]]
+    return kept + list(new.values())
 
 
 if __name__ == "__main__":

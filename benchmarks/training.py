@@ -426,6 +426,7 @@ def window_l1(model, pairs, args):
         return float(keras.Model.evaluate(model, heldout, verbose=0, return_dict=True)["loss"])
     finally:
         model.noise.unroll = unroll
+        model.test_function = None  # The row's own loss again on the next evaluate.
 
 
 def warm_up():

@@ -369,7 +369,11 @@ full call fills it, and each step runs only the window through the model.
 Our model's attention is `"block"`: the prompt attends causally, as in the
 AR model, and never to the answer, so the prompt's cache is exact.
 Finished blocks get one more call (a *refresh*) so that the cache holds
-their final tokens.
+their final tokens. A row whose finished block holds its end token is done:
+the blocks after it would hold only padding, which the output drops, so
+they are never decoded, and decoding ends once every row is done (a short
+answer then costs one block's steps, as an AR model stops at its end
+token).
 """
 
 run("threshold 0.9, blocks of 8", ktd.DiffusionSampler(

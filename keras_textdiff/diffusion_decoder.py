@@ -521,7 +521,7 @@ class DiffusionDecoder(CausalLM):
             use_cache=self.sampler.cache,
         )
         record = ops.shape(inputs["record"])[0] if "record" in inputs else None
-        tokens, scores, passes, *recorded = self.sampler(
+        tokens, scores, passes, row_passes, *recorded = self.sampler(
             denoiser,
             repeat(token_ids),
             repeat(target_mask),
@@ -544,6 +544,8 @@ class DiffusionDecoder(CausalLM):
             "padding_mask": padding_mask,
             "target_mask": target_mask,
             "num_forward_passes": ops.full((batch_size,), passes, "int32"),
+            # What each prompt alone would cost: its slowest candidate's calls.
+            "row_forward_passes": ops.max(ops.reshape(row_passes, (batch_size, n)), axis=-1),
         }
         if recorded:
             states, count = recorded

@@ -224,7 +224,7 @@ def test_best_candidate_has_the_lowest_score():
     # The sampler scores each candidate by the last step's input tokens.
     sampler = ktd.DiffusionSampler(num_steps=num_steps, num_samples=n, seed=0)
     logits_fn = lambda ids: model.logits(ids, ops.ones_like(ids, "bool"))
-    _, scores, _, states, _ = sampler(
+    _, scores, _, _, states, _ = sampler(
         logits_fn, rows["token_ids"], rows["target_mask"], 29, model=model,
         record=num_steps + 1,
     )

@@ -105,7 +105,7 @@ def test_early_stop_ends_when_nothing_changes():
     def logits_fn(token_ids):
         return ops.one_hot(ops.full(ops.shape(token_ids), 3), 8) * 10.0
 
-    tokens, _, passes = sampler(logits_fn, ids, target, vocabulary_size=8)
+    tokens, _, passes, _ = sampler(logits_fn, ids, target, vocabulary_size=8)
     assert int(passes) == 2
     np.testing.assert_array_equal(ops.convert_to_numpy(tokens)[target], 3)
     sampler.early_stop = False
@@ -164,7 +164,7 @@ def test_half_precision_mask_decoding_scores_stay_finite(dtype):
         num_steps=4, temperature=0.0, num_samples=2, strategy="confidence"
     )
     # Called on the batch directly (`generate` would repeat it per sample).
-    tokens, scores, _ = sampler(
+    tokens, scores, _, _ = sampler(
         denoiser,
         ids, target_mask, backbone.vocabulary_size, model=model,
         noise=model.noise,
@@ -338,7 +338,7 @@ def test_ordered_stop_decodes_every_target(strategy):
     # Half the vocabulary stops: most positions wait for their left neighbor,
     # and the last step still commits every one left.
     stops = list(range(model.backbone.vocabulary_size // 2))
-    tokens, _, _ = sampler(denoiser, ids, target_mask, model.backbone.vocabulary_size,
+    tokens, _, _, _ = sampler(denoiser, ids, target_mask, model.backbone.vocabulary_size,
                            model=model, noise=model.noise, stop_token_ids=stops)
     tokens = ops.convert_to_numpy(tokens)
     target = ops.convert_to_numpy(target_mask).astype(bool)
@@ -480,8 +480,13 @@ def test_block_decoding_ends_once_every_row_has_ended():
         ids = np.full((len(ends), length), 3, "int32")
         target = np.zeros((len(ends), length), bool)
         target[:, 2:] = True
-        tokens, _, passes = sampler(logits_for(ends), ids, target, vocabulary,
-                                    noise=ktd.MaskNoise(mask), stop_token_ids=stops)
+        tokens, _, passes, row_passes = sampler(
+            logits_for(ends), ids, target, vocabulary, noise=ktd.MaskNoise(mask),
+            stop_token_ids=stops)
+        if len(ends) > 1:  # Each row's share: what decoding it alone makes.
+            alone = [decode([end], stops)[1] for end in ends]
+            assert ops.convert_to_numpy(row_passes).tolist() == alone
+            assert int(passes) >= max(alone)
         return ops.convert_to_numpy(tokens)[:, 2:].tolist(), int(passes)
 
     # Both rows end in block 1 (target positions 5 and 7). Without stop ids
@@ -499,4 +504,5 @@ def test_block_decoding_ends_once_every_row_has_ended():
     # A row whose output has not ended keeps the loop going.
     tokens, passes = decode([5, 11], stops=[0, 1])
     assert passes == 1 + 2 + 2
+    assert decode([11], stops=[0, 1])[1] == 1 + 1 + 2  # Alone: block 1 takes one step.
     assert tokens == [[2] * 5 + [1] + [0, 0] + [1] * 4, [2] * 11 + [1]]

@@ -256,6 +256,15 @@ def test_ar2diff_protocol_and_decoding_sweep_quick(tmp_path):
         assert row["model_calls"] >= 1 and row["seconds"] > 0, row
         assert np.isfinite(row["f1"]) and np.isfinite(row["exact_match"]), row
     assert results["baselines"]["empty answer"]["f1"] == 0.0
+    # --update reruns only the options given; every other row stays as it was.
+    before = {(r["decoding"], r["dtype"]): r for r in results["rows"]}
+    run_benchmark("fast_decoding", *common, "--examples", "2", "--options", "confidence",
+                  "--bfloat16", "", "--update", cwd=tmp_path)
+    after = json.loads((quick / "fast-decoding-cpu.json").read_text())["rows"]
+    assert [(r["decoding"], r["dtype"]) for r in after] == list(before)
+    assert [(r["decoding"], r["dtype"]) for r in after
+            if r != before[(r["decoding"], r["dtype"])]] == [("confidence", "float32")]
+    assert "--update" in after[[r["decoding"] for r in after].index("confidence")]["command"]
 
     # --model: a saved DiffusionDecoder preset (a tiny one, with a byte-level
     # BPE learned here) takes the protocol's place, at its own lengths.

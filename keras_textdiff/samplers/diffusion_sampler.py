@@ -121,7 +121,9 @@ class DiffusionSampler(Sampler):
     finished block's keys and values. The step count is a loop bound, not a
     shape, so changing `num_steps` does not recompile.
     `generate()` on packed inputs returns `"num_forward_passes"` too: the
-    model calls the loop made (the work early stop and threshold save).
+    model calls the loop made (the work early stop and threshold save), and
+    `"row_forward_passes"`: the calls each prompt was still decoding in,
+    what it would cost alone (a batch runs until its slowest row is done).
 
     Args:
         num_steps: int >= 1. Denoising steps (per block with `block_size`).
@@ -287,10 +289,13 @@ class DiffusionSampler(Sampler):
                 not a step), the trajectory of this very decoding.
 
         Returns:
-            `(token_ids, scores, num_forward_passes)`: the decoded tokens,
-            each row's score (lower is better) and the model calls made;
-            with `record`, also the states `[record, batch, length]` and how
-            many of them were written.
+            `(token_ids, scores, num_forward_passes, row_forward_passes)`:
+            the decoded tokens, each row's score (lower is better), the
+            model calls made, and each row's share of them `[batch]`: the
+            calls it was still decoding in, which is what decoding it alone
+            would make (a batch runs until its slowest row is done); with
+            `record`, also the states `[record, batch, length]` and how many
+            of them were written.
         """
         noise = self.default_noise if noise is None else noise
         mask_token_id = noise.mask_token_id
@@ -354,16 +359,17 @@ class DiffusionSampler(Sampler):
             later = ops.logical_and(now[:, None], blocks > block)
             return ops.where(later, fill, tokens), ops.logical_or(ended, now)
 
-        def decode_block(block, tokens, cache, score, passes, ended, *recorded):
+        def decode_block(block, tokens, cache, score, passes, row_passes, ended, *recorded):
             """The inner loop: up to `num_steps` steps on `block` (rows that
             ended in an earlier block stay as they are), then the cache's
             refresh pass."""
             start, targets = block_window(block)
 
-            def steps_left(tokens, cache, score, done, step, passes, *recorded):
+            def steps_left(tokens, cache, score, done, step, passes, row_passes, *recorded):
                 return ops.logical_and(step < num_steps, ~ops.all(done))
 
-            def denoising_step(tokens, cache, score, done, step, passes, *recorded):
+            def denoising_step(tokens, cache, score, done, step, passes, row_passes, *recorded):
+                row_passes = row_passes + ops.cast(~done, "int32")  # The rows this call is for.
                 logits, cache = denoiser(tokens, start, cache)
                 current = ops.slice(tokens, [0, start], [batch, window])
                 new, done = self.step(
@@ -376,12 +382,12 @@ class DiffusionSampler(Sampler):
                     )
                 tokens = ops.slice_update(tokens, [0, start], new)
                 recorded = recorded_after(recorded, tokens)
-                return (tokens, cache, score, done, step + 1, passes + 1, *recorded)
+                return (tokens, cache, score, done, step + 1, passes + 1, row_passes, *recorded)
 
             zero = ops.convert_to_tensor(0, "int32")
-            tokens, cache, score, _, _, passes, *recorded = self.run_loop(
+            tokens, cache, score, _, _, passes, row_passes, *recorded = self.run_loop(
                 steps_left, denoising_step, model=model,
-                loop_vars=(tokens, cache, score, ended, zero, passes, *recorded),
+                loop_vars=(tokens, cache, score, ended, zero, passes, row_passes, *recorded),
             )
             tokens, ended = ended_in(block, tokens, ended)
             recorded = recorded_after(recorded, tokens, replace=True)  # The fill, if any.
@@ -395,24 +401,28 @@ class DiffusionSampler(Sampler):
                     more, lambda: denoiser(tokens, start, cache)[1], lambda: cache
                 )
                 passes = passes + ops.cast(more, "int32")
-            return (block + 1, tokens, cache, score, passes, ended, *recorded)
+                row_more = ops.logical_and(block < num_blocks - 1, ~ended)
+                row_passes = row_passes + ops.cast(row_more, "int32")
+            return (block + 1, tokens, cache, score, passes, row_passes, ended, *recorded)
 
-        def blocks_left(block, tokens, cache, score, passes, ended, *recorded):
+        def blocks_left(block, tokens, cache, score, passes, row_passes, ended, *recorded):
             return ops.logical_and(block < num_blocks, ~ops.all(ended))
 
         cache = denoiser.initial_cache(tokens)
         passes = ops.convert_to_tensor(int(self.cache), "int32")  # The cache's full pass.
         score = ops.zeros((batch,), "float32")
+        row_passes = ops.full((batch,), passes, "int32")
         ended = ops.zeros((batch,), "bool")
-        loop_vars = (ops.convert_to_tensor(0, "int32"), tokens, cache, score, passes, ended)
+        loop_vars = (ops.convert_to_tensor(0, "int32"), tokens, cache, score, passes, row_passes,
+                     ended)
         if record is not None:  # The states buffer and how many are written.
             states = ops.zeros((record,) + tuple(ops.shape(tokens)), tokens.dtype)
             states = ops.slice_update(states, [0, 0, 0], tokens[None])
             loop_vars += (states, ops.convert_to_tensor(1, "int32"))
-        _, tokens, _, score, passes, _, *recorded = self.run_loop(
+        _, tokens, _, score, passes, row_passes, _, *recorded = self.run_loop(
             blocks_left, decode_block, loop_vars=loop_vars, model=model
         )
-        return (tokens, score, passes, *recorded)
+        return (tokens, score, passes, row_passes, *recorded)
 
     def step(self, logits, current, targets, done, steps_left, mask_token_id, stop_ids):
         """One denoising step on a window: `(new tokens, done)`.
