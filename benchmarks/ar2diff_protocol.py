@@ -638,7 +638,9 @@ def cpu_notes(args):
              "AR2Diff_300 (retrained) and AR2Diff_0-block8 trained and decoded side by side, "
              "with the test suite; session 17: AR2Diff_300's `entropy-bound-ordered` "
              "decoding shared them with the test suite and was paused for a few minutes, and "
-             "AR2Diff_0-block8 was retrained in two runs, resumed from step 50's checkpoint), "
+             "AR2Diff_0-block8 was retrained in two runs, resumed from step 50's checkpoint; "
+             "session 18: AR2Diff_100-block8 trained while AR2Diff_0-block8 was decoded, "
+             "both beside the test suite), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
