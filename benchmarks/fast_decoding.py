@@ -66,6 +66,11 @@ def main(argv=None):
     half = decoding_sweep.checked_decoders(own.bfloat16) if own.bfloat16 else []
     model, preset, described = decoding_sweep.load_model(own, args)
     test = decoding_sweep.scored_test(args, preset, own.examples)
+    folder = args.work_dir if args.quick else protocol.RESULTS  # Quick runs are checks.
+    device = protocol.device_name()
+    stem = os.path.join(folder, f"fast-decoding-{protocol.results_slug(device)}")
+    # Checked before any decoding, so a refused --update loses no work.
+    kept = kept_rows(stem + ".json", described, len(test), device) if own.update else []
     commit = current_commit()
     rows = [{"dtype": "float32", **r} for r in decoding_sweep.decode_rows(model, test, names, args)]
     if half:
@@ -74,15 +79,9 @@ def main(argv=None):
         model = bfloat16_copy(model, work)
         rows += [{"dtype": "bfloat16", **r} for r in decoding_sweep.decode_rows(model, test, half, args)]
     command = " ".join(["python", *sys.argv])
-    rows = [{**r, "commit": commit, "command": command} for r in rows]
-
-    folder = args.work_dir if args.quick else protocol.RESULTS  # Quick runs are checks.
+    rows = merged_rows(kept, [{**r, "commit": commit, "command": command} for r in rows])
     os.makedirs(folder, exist_ok=True)
-    stem = os.path.join(folder, f"fast-decoding-{protocol.results_slug(protocol.device_name())}")
-    if own.update:
-        rows = updated_rows(stem + ".json", rows, described, len(test))
     metrics = protocol.TASKS[args.task]["metrics"]
-    device = protocol.device_name()
     baselines = protocol.baselines(args.task, test)
     lines = [
         "# Fast decoding options: quality and cost on a fine-tuned SmolLM2-135M", "",
@@ -129,20 +128,26 @@ def current_commit():
     return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if git("status", "--porcelain", "-uno") else "")
 
 
-def updated_rows(path, rows, model, examples):
-    """`rows` in place of the same decoders' rows in the results file at
-    `path`, whose other rows stay (in their order, these after); refused if
-    that file measured another model or number of examples."""
+def kept_rows(path, model, examples, device):
+    """The rows of the results file at `path`, for --update to keep; refused
+    if that file measured another model, number of examples or device (its
+    seconds would not compare)."""
     if not os.path.exists(path):
-        return rows
+        return []
     with open(path) as f:
         old = json.load(f)
-    if (old["model"], old["examples"]) != (model, examples):
-        sys.exit(f"--update: {path} measured {old['model']} on {old['examples']} examples, not "
-                 f"{model} on {examples}; rerun every option without --update.")
+    if (old["model"], old["examples"], old["device"]) != (model, examples, device):
+        sys.exit(f"--update: {path} measured {old['model']} on {old['examples']} examples on "
+                 f"{old['device']}, not {model} on {examples} on {device}; rerun every option "
+                 "without --update.")
+    return old["rows"]
+
+
+def merged_rows(kept, rows):
+    """`rows` in place of the same decoders' rows among `kept`, whose other
+    rows stay (in their order, new decoders after)."""
     new = {(r["decoding"], r["dtype"]): r for r in rows}
-    kept = [new.pop((r["decoding"], r["dtype"]), r) for r in old["rows"]]
-    return kept + list(new.values())
+    return [new.pop((r["decoding"], r["dtype"]), r) for r in kept] + list(new.values())
 
 
 if __name__ == "__main__":
