@@ -441,6 +441,12 @@ def load_ar_model(preset, args):
     return ar
 
 
+def short_device(device):
+    """`CPU (AMD EPYC, x86_64, 2 cores)` -> `AMD EPYC`; other names as they are."""
+    match = re.match(r"CPU \(([^,]+),", device)
+    return match.group(1) if match else device
+
+
 def results_slug(device):
     """`cpu`, or the GPU's name as a file-name part."""
     return "cpu" if device.startswith("CPU") else re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
@@ -640,7 +646,9 @@ def cpu_notes(args):
              "decoding shared them with the test suite and was paused for a few minutes, and "
              "AR2Diff_0-block8 was retrained in two runs, resumed from step 50's checkpoint; "
              "session 18: AR2Diff_100-block8 trained while AR2Diff_0-block8 was decoded, "
-             "both beside the test suite), "
+             "both beside the test suite; session 19, on an Intel Xeon: AR2Diff_0-block8 "
+             "retrained beside AR2Diff_100-block8's adaptation and the test suite, then "
+             "AR2Diff_0 retrained beside AR2Diff_100-block8's fine-tuning), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
@@ -686,6 +694,8 @@ def write_results(rows, args, device=None, notes=None, folder=None):
     with open(stem + ".json", "w") as f:
         json.dump(results, f, indent=1)
     devices = sorted({r["device"] for r in json_rows})
+    # Several machines: each row names its own, since seconds compare only on one.
+    where = (lambda r: f" {short_device(r.get('device', device))} |") if len(devices) > 1 else (lambda r: "")
     lines = [
         "# AR vs AR2Diff on SmolLM2-135M-Instruct",
         "",
@@ -719,8 +729,9 @@ def write_results(rows, args, device=None, notes=None, folder=None):
                 if task == "squad" else ""),
             "",
             "| model | N (adapt steps) | decoding | " + " | ".join(names)
-            + " | model calls | calls per question | decode seconds | train seconds |",
-            "|---|---|---|" + "---|" * len(names) + "---|---|---|---|",
+            + " | model calls | calls per question | decode seconds | train seconds |"
+            + (" device |" if len(devices) > 1 else ""),
+            "|---|---|---|" + "---|" * len(names) + "---|---|---|---|" + "---|" * (len(devices) > 1),
         ]
         for r in task_rows:
             calls = "" if r["model_calls"] is None else f"{r['model_calls']:.1f}"
@@ -728,7 +739,7 @@ def write_results(rows, args, device=None, notes=None, folder=None):
             train_s = "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
             values = " | ".join(f"{r[m]:.1f}" for m in TASKS[task]["metrics"])
             lines.append(f"| {r['model']} | {r['adapt_steps']} | {r['decoding']} | {values} | "
-                         f"{calls} | {own} | {r['seconds']:.0f} | {train_s} |")
+                         f"{calls} | {own} | {r['seconds']:.0f} | {train_s} |" + where(r))
         test = fits[: task_rows[0]["examples"]]
         lines += ["", "Trivial baselines on the same examples: " + "; ".join(
             f"{name}: {format_scores(task, value)}" for name, value in baselines(task, test).items()) + "."]
