@@ -442,9 +442,12 @@ def load_ar_model(preset, args):
 
 
 def short_device(device):
-    """`CPU (AMD EPYC, x86_64, 2 cores)` -> `AMD EPYC`; other names as they are."""
-    match = re.match(r"CPU \(([^,]+),", device)
-    return match.group(1) if match else device
+    """`CPU (AMD EPYC, x86_64, 2 cores)` -> `AMD EPYC`, `CPU (Intel(R) Xeon(R)
+    Processor, ...)` -> `Intel Xeon`; other names as they are."""
+    match = re.match(r"CPU \((.+?), x86_64|CPU \(([^,]+),", device)
+    if not match:
+        return device
+    return re.sub(r"\((R|TM)\)| Processor| CPU", "", match.group(1) or match.group(2)).strip()
 
 
 def results_slug(device):

@@ -66,4 +66,5 @@ def test_committed_rows_are_regrouped_and_local_rows_replace_them(tmp_path, monk
 def test_rows_from_several_machines_name_their_own():
     protocol = load_protocol()
     assert protocol.short_device("CPU (AMD EPYC, x86_64, 2 cores)") == "AMD EPYC"
+    assert protocol.short_device("CPU (Intel(R) Xeon(R) Processor, x86_64, 2 cores)") == "Intel Xeon"
     assert protocol.short_device("NVIDIA H100 80GB HBM3") == "NVIDIA H100 80GB HBM3"
