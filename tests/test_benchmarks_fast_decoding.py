@@ -1,22 +1,11 @@
 """`benchmarks/fast_decoding.py --update`: it keeps the rows it does not
 rerun, and refuses a results file whose rows would not compare with new ones."""
 
-import importlib.util
 import json
-import os
-import sys
 
 import pytest
 
-FAST_DECODING_PY = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "fast_decoding.py")
-
-
-def load_fast_decoding():
-    sys.path.insert(0, os.path.dirname(FAST_DECODING_PY))  # For its sibling imports.
-    spec = importlib.util.spec_from_file_location("fast_decoding_benchmark", FAST_DECODING_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_modules import load_benchmark
 
 
 def row(decoding, dtype, f1):
@@ -24,7 +13,7 @@ def row(decoding, dtype, f1):
 
 
 def test_update_keeps_other_rows_and_refuses_another_device_model_or_size(tmp_path):
-    fast_decoding = load_fast_decoding()
+    fast_decoding = load_benchmark("fast_decoding")
     path = tmp_path / "fast-decoding-cpu.json"
     old = [row("confidence", "float32", 10.0), row("threshold", "float32", 30.0),
            row("confidence", "bfloat16", 9.0)]

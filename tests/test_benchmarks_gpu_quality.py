@@ -1,23 +1,15 @@
 """`benchmarks/ar2diff_gpu.py`: what crosses to the GPU machine comes back intact."""
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
-GPU_PY = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "ar2diff_gpu.py")
-
-
-def load_gpu():
-    spec = importlib.util.spec_from_file_location("ar2diff_gpu_benchmark", GPU_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_modules import load_benchmark
 
 
 def test_compact_arrays_expand_to_the_same_values_and_dtypes():
-    gpu = load_gpu()
+    gpu = load_benchmark("ar2diff_gpu")
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 49153, size=(6, 40)).astype("int32")
     arrays = {
@@ -42,7 +34,7 @@ def test_compact_arrays_expand_to_the_same_values_and_dtypes():
 
 
 def test_the_gguf_file_is_rejoined_from_its_parts_and_checked(tmp_path):
-    gpu = load_gpu()
+    gpu = load_benchmark("ar2diff_gpu")
     original = tmp_path / "model.gguf"
     original.write_bytes(os.urandom(10_000))
     data = original.read_bytes()

@@ -2,20 +2,9 @@
 back from the committed results, so a fresh checkout can add rows without
 losing them."""
 
-import importlib.util
 import json
-import os
-import sys
 
-PROTOCOL_PY = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "ar2diff_protocol.py")
-
-
-def load_protocol():
-    sys.path.insert(0, os.path.dirname(PROTOCOL_PY))  # For its sibling imports.
-    spec = importlib.util.spec_from_file_location("ar2diff_protocol_benchmark", PROTOCOL_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_modules import load_benchmark
 
 
 def json_row(task, model, decoding, metric, value, **extra):
@@ -25,7 +14,7 @@ def json_row(task, model, decoding, metric, value, **extra):
 
 
 def test_committed_rows_are_regrouped_and_local_rows_replace_them(tmp_path, monkeypatch):
-    protocol = load_protocol()
+    protocol = load_benchmark("ar2diff_protocol")
     results, work = tmp_path / "results", tmp_path / "work"
     results.mkdir()
     monkeypatch.setattr(protocol, "RESULTS", str(results))
@@ -64,7 +53,7 @@ def test_committed_rows_are_regrouped_and_local_rows_replace_them(tmp_path, monk
 
 
 def test_rows_from_several_machines_name_their_own():
-    protocol = load_protocol()
+    protocol = load_benchmark("ar2diff_protocol")
     assert protocol.short_device("CPU (AMD EPYC, x86_64, 2 cores)") == "AMD EPYC"
     assert protocol.short_device("CPU (Intel(R) Xeon(R) Processor, x86_64, 2 cores)") == "Intel Xeon"
     assert protocol.short_device("NVIDIA H100 80GB HBM3") == "NVIDIA H100 80GB HBM3"

@@ -1,24 +1,15 @@
 """`benchmarks/speed.py` runs end to end for one tiny cell (no timings checked)."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-SPEED_PY = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "speed.py")
-
-
-def load_speed():
-    spec = importlib.util.spec_from_file_location("speed_benchmark", SPEED_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_modules import load_benchmark
 
 
 @pytest.mark.large  # A benchmark smoke run; the decoding it times is tested by default.
 def test_one_tiny_cell_writes_table_json_and_plot(tmp_path):
-    speed = load_speed()
+    speed = load_benchmark("speed")
     peers = "keras-hub,transformers"
     try:
         import torch  # noqa: F401

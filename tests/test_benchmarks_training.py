@@ -1,24 +1,16 @@
 """`benchmarks/training.py --quick` runs end to end and writes one row per cell."""
 
-import importlib.util
 import json
 import math
 import os
 
 import pytest
 
-TRAINING_PY = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "training.py")
-
-
-def load_training():
-    spec = importlib.util.spec_from_file_location("training_benchmark", TRAINING_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_modules import load_benchmark
 
 
 def test_quick_run_writes_a_row_per_cell(tmp_path):
-    training = load_training()
+    training = load_benchmark("training")
     bench = training.main(["--quick", "--out-dir", tmp_path])
     stem = tmp_path / f"training-{bench.slug}"
     data = json.loads(stem.with_suffix(".json").read_text())
@@ -45,7 +37,7 @@ def test_quick_run_writes_a_row_per_cell(tmp_path):
 
 
 def test_held_out_losses_and_the_window_yardstick(tmp_path):
-    training = load_training()
+    training = load_benchmark("training")
     bench = training.main(["--quick", "--objectives", "l12,elbo", "--loss-steps", "3",
                            "--out-dir", tmp_path])
     l12, elbo = bench.rows
@@ -60,7 +52,7 @@ def test_held_out_losses_and_the_window_yardstick(tmp_path):
 
 @pytest.mark.large  # The quick run above checks the benchmark by default.
 def test_remat_rows_build_the_model_in_a_remat_scope(tmp_path, monkeypatch):
-    training = load_training()
+    training = load_benchmark("training")
     modes = []
     build = training.row_model
 
