@@ -697,8 +697,7 @@ def write_results(rows, args, device=None, notes=None, folder=None):
     with open(stem + ".json", "w") as f:
         json.dump(results, f, indent=1)
     devices = sorted({r["device"] for r in json_rows})
-    # Several machines: each row names its own, since seconds compare only on one.
-    where = (lambda r: f" {short_device(r.get('device', device))} |") if len(devices) > 1 else (lambda r: "")
+    several = len(devices) > 1  # Then each row names its machine: seconds compare only on one.
     lines = [
         "# AR vs AR2Diff on SmolLM2-135M-Instruct",
         "",
@@ -733,16 +732,17 @@ def write_results(rows, args, device=None, notes=None, folder=None):
             "",
             "| model | N (adapt steps) | decoding | " + " | ".join(names)
             + " | model calls | calls per question | decode seconds | train seconds |"
-            + (" device |" if len(devices) > 1 else ""),
-            "|---|---|---|" + "---|" * len(names) + "---|---|---|---|" + "---|" * (len(devices) > 1),
+            + (" device |" if several else ""),
+            "|---|---|---|" + "---|" * len(names) + "---|---|---|---|" + "---|" * several,
         ]
         for r in task_rows:
             calls = "" if r["model_calls"] is None else f"{r['model_calls']:.1f}"
             own = "" if r.get("calls_per_question") is None else f"{r['calls_per_question']:.1f}"
             train_s = "" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
             values = " | ".join(f"{r[m]:.1f}" for m in TASKS[task]["metrics"])
+            where = f" {short_device(r.get('device', device))} |" if several else ""
             lines.append(f"| {r['model']} | {r['adapt_steps']} | {r['decoding']} | {values} | "
-                         f"{calls} | {own} | {r['seconds']:.0f} | {train_s} |" + where(r))
+                         f"{calls} | {own} | {r['seconds']:.0f} | {train_s} |{where}")
         test = fits[: task_rows[0]["examples"]]
         lines += ["", "Trivial baselines on the same examples: " + "; ".join(
             f"{name}: {format_scores(task, value)}" for name, value in baselines(task, test).items()) + "."]
@@ -773,8 +773,8 @@ def write_results(rows, args, device=None, notes=None, folder=None):
               "`threshold-ordered-blockB` the same in blocks of B target positions, left to "
               "right, up to B steps each, and a question's blocks after the one holding its "
               "end token are not decoded (since 3a12a86); `confidence-ordered-block8` plain "
-              "block decoding, one token per step, 8 steps per block; `entropy-bound-ordered` commits the surest masked "
-              "tokens while their summed entropy stays under 1 nat (at least one per step), "
+              "block decoding, one token per step, 8 steps per block; `entropy-bound-ordered` "
+              "commits the surest masked tokens while their summed entropy stays under 1 nat (at least one per step), "
               "with the same bounds and ordering. Models named `AR2Diff_N-blockB` are block "
               "diffusion: "
               "`--block-size B` cuts the target into blocks of B that attend both ways inside "
