@@ -8,7 +8,8 @@ saved preset (`--model PATH`, e.g. guide 3's SQuAD model). It reports F1 and
 exact match beside the trivial baselines, the model calls each option makes
 (the work that threshold decoding, blocks and early stops save) and wall
 seconds, then the same for a bfloat16 copy of the model (`--bfloat16`
-options). Writes `benchmarks/results/fast-decoding-<device>.{md,json}`.
+options). Writes `benchmarks/results/fast-decoding-<model>-<device>.{md,json}`,
+`<model>` the protocol row (`AR2Diff_0-block8`) or the preset's folder.
 
     python benchmarks/fast_decoding.py --data ../shared/data --adapted 300
 
@@ -68,14 +69,14 @@ def main(argv=None):
     test = decoding_sweep.scored_test(args, preset, own.examples)
     folder = args.work_dir if args.quick else protocol.RESULTS  # Quick runs are checks.
     device = protocol.device_name()
-    stem = os.path.join(folder, f"fast-decoding-{protocol.results_slug(device)}")
+    name = os.path.basename(os.path.normpath(own.model or protocol.row_name(args, own.adapted)))
+    stem = os.path.join(folder, f"fast-decoding-{name}-{protocol.results_slug(device)}")
     # Checked before any decoding, so a refused --update loses no work.
     kept = kept_rows(stem + ".json", described, len(test), device) if own.update else []
     commit = current_commit()
     rows = [{"dtype": "float32", **r} for r in decoding_sweep.decode_rows(model, test, names, args)]
     if half:
-        work = os.path.join(args.work_dir, "fast-decoding", os.path.basename(os.path.normpath(
-            own.model or protocol.row_name(args, own.adapted))))
+        work = os.path.join(args.work_dir, "fast-decoding", name)
         model = bfloat16_copy(model, work)
         rows += [{"dtype": "bfloat16", **r} for r in decoding_sweep.decode_rows(model, test, half, args)]
     command = " ".join(["python", *sys.argv])

@@ -242,7 +242,7 @@ def test_ar2diff_protocol_and_decoding_sweep_quick(tmp_path):
 
     # Every fast decoding option on the same cached model, then in bfloat16.
     run_benchmark("fast_decoding", *common, "--examples", "2", cwd=tmp_path)
-    results = json.loads((quick / "fast-decoding-cpu.json").read_text())
+    results = json.loads((quick / "fast-decoding-AR2Diff_0-cpu.json").read_text())
     sys.path.insert(0, str(BENCHMARKS))
     try:
         import fast_decoding
@@ -260,7 +260,7 @@ def test_ar2diff_protocol_and_decoding_sweep_quick(tmp_path):
     before = {(r["decoding"], r["dtype"]): r for r in results["rows"]}
     run_benchmark("fast_decoding", *common, "--examples", "2", "--options", "confidence",
                   "--bfloat16", "", "--update", cwd=tmp_path)
-    after = json.loads((quick / "fast-decoding-cpu.json").read_text())["rows"]
+    after = json.loads((quick / "fast-decoding-AR2Diff_0-cpu.json").read_text())["rows"]
     assert [(r["decoding"], r["dtype"]) for r in after] == list(before)
     assert [(r["decoding"], r["dtype"]) for r in after
             if r != before[(r["decoding"], r["dtype"])]] == [("confidence", "float32")]
