@@ -252,25 +252,22 @@ DECODERS = {
     # step (the most confident), 8 steps per block of 8.
     "confidence-ordered-block8": dict(num_steps=8, block_size=8, temperature=0.0, num_samples=1,
                                       strategy="confidence", cache=True, ordered_stop=True),
-    # Lower thresholds (more tokens per step), the entropy bound, and the
-    # threshold without the cache (every step a full pass: on a block model
-    # the same tokens, since its block cache is exact).
-    "threshold0.7-ordered-block8": dict(num_steps=8, block_size=8, temperature=0.0, num_samples=1,
-                                        strategy="threshold", threshold=0.7, cache=True,
-                                        early_stop=True, ordered_stop=True),
-    "threshold0.5-ordered-block8": dict(num_steps=8, block_size=8, temperature=0.0, num_samples=1,
-                                        strategy="threshold", threshold=0.5, cache=True,
-                                        early_stop=True, ordered_stop=True),
+    # The entropy bound in blocks of 8.
     "entropy-bound-ordered-block8": dict(num_steps=8, block_size=8, temperature=0.0, num_samples=1,
                                          strategy="entropy_bound", entropy_bound=1.0, cache=True,
                                          early_stop=True, ordered_stop=True),
-    "threshold-ordered-block8-nocache": dict(num_steps=8, block_size=8, temperature=0.0,
-                                             num_samples=1, strategy="threshold", threshold=0.9,
-                                             cache=False, early_stop=True, ordered_stop=True),
     # Fast-dLLM threshold decoding (fewer calls).
     "threshold": dict(num_steps=10, temperature=0.0, num_samples=1, strategy="threshold",
                       threshold=0.9, cache=True, early_stop=True, ordered_stop=False),
 }
+
+# Lower thresholds (more tokens per step), and the threshold without the cache
+# (every step a full pass: on a block model the same tokens, its cache exact).
+DECODERS.update({
+    "threshold0.7-ordered-block8": {**DECODERS["threshold-ordered-block8"], "threshold": 0.7},
+    "threshold0.5-ordered-block8": {**DECODERS["threshold-ordered-block8"], "threshold": 0.5},
+    "threshold-ordered-block8-nocache": {**DECODERS["threshold-ordered-block8"], "cache": False},
+})
 
 
 def decoder_config(name, target_length):

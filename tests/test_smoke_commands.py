@@ -256,6 +256,7 @@ def test_ar2diff_protocol_and_decoding_sweep_quick(tmp_path):
         assert row["model_calls"] >= 1 and row["seconds"] > 0, row
         assert np.isfinite(row["f1"]) and np.isfinite(row["exact_match"]), row
     assert results["baselines"]["empty answer"]["f1"] == 0.0
+    assert (quick / "fast-decoding-AR2Diff_0-cpu.png").stat().st_size > 0
     # --update reruns only the options given; every other row stays as it was.
     before = {(r["decoding"], r["dtype"]): r for r in results["rows"]}
     run_benchmark("fast_decoding", *common, "--examples", "2", "--options", "confidence",
