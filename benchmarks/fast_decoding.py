@@ -124,23 +124,19 @@ def main(argv=None):
 
 def plot(rows, metric, baselines, model, path):
     """`metric` against model calls per question (per batch where a row
-    predates that count), a labelled point per decoder and dtype, the
-    trivial baselines as gray lines."""
+    predates that count), a point per decoder and dtype, the trivial
+    baselines as gray lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    points = {}  # Rows at the same point (the cache and no cache, say) share one label.
-    for r in rows:
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for i, r in enumerate(rows):  # A marker per row, named in the legend (points may overlap).
         calls = r.get("calls_per_question") or r["model_calls"]
         label = r["decoding"] + (" (bfloat16)" if r["dtype"] == "bfloat16" else "")
-        points.setdefault((round(calls, 1), round(r[metric], 1)), []).append(label)
-        ax.plot(calls, r[metric], "o", color="C1" if r["dtype"] == "bfloat16" else "C0")
-    for point, labels in points.items():
-        ax.annotate(" = ".join(labels), point, fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+        ax.plot(calls, r[metric], "osD^vPX*<>"[i % 10], color=f"C{i % 10}", label=label,
+                markersize=8, alpha=0.8)
     for i, (name, scores) in enumerate(baselines.items()):
         ax.axhline(scores[metric], color="gray", linestyle="--" if i == 0 else ":",
                    label=f"baseline: {name}")
@@ -148,7 +144,7 @@ def plot(rows, metric, baselines, model, path):
     ax.set_ylabel(protocol.METRIC_NAMES[metric])
     ax.set_ylim(bottom=0)
     ax.set_title(f"Decoding options on {model}")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
