@@ -9,7 +9,8 @@ exact match beside the trivial baselines, the model calls each option makes
 (the work that threshold decoding, blocks and early stops save) and wall
 seconds, then the same for a bfloat16 copy of the model (`--bfloat16`
 options). Writes `benchmarks/results/fast-decoding-<model>-<device>.{md,json}`,
-`<model>` the protocol row (`AR2Diff_0-block8`) or the preset's folder.
+`<model>` the protocol row (`AR2Diff_0-block8`) or the preset's folder, and a
+`.png` of the metric against calls per question.
 
     python benchmarks/fast_decoding.py --data ../shared/data --adapted 300
 
