@@ -24,6 +24,7 @@ import keras_hub
 import numpy as np
 import pytest
 
+from benchmark_modules import load_benchmark
 from conftest import OFFLINE_DATA
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -243,11 +244,7 @@ def test_ar2diff_protocol_and_decoding_sweep_quick(tmp_path):
     # Every fast decoding option on the same cached model, then in bfloat16.
     run_benchmark("fast_decoding", *common, "--examples", "2", cwd=tmp_path)
     results = json.loads((quick / "fast-decoding-AR2Diff_0-cpu.json").read_text())
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import fast_decoding
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    fast_decoding = load_benchmark("fast_decoding")
     assert [(r["decoding"], r["dtype"]) for r in results["rows"]] == (
         [(n, "float32") for n in fast_decoding.OPTIONS.split(",")]
         + [(n, "bfloat16") for n in fast_decoding.BFLOAT16_OPTIONS.split(",")])
