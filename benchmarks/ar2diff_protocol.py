@@ -53,6 +53,7 @@ from results_files import cpu_description  # noqa: E402
 from keras_textdiff.checkpoints.smollm2 import smollm2_preset  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
+LORA_RANK = 16  # The rows' LoRA rank (keras-hub's default targets: query and value).
 
 # Per task: its data, the target (answer) length in tokens, how long a test
 # prompt may be, and the metrics it is scored with (the first one is plotted).
@@ -261,9 +262,11 @@ DECODERS = {
                       threshold=0.9, cache=True, early_stop=True, ordered_stop=False),
 }
 
-# Lower thresholds (more tokens per step), and the threshold without the cache
-# (every step a full pass: on a block model the same tokens, its cache exact).
+# Lower thresholds (more tokens per step), the threshold without the cache
+# (every step a full pass: on a block model the same tokens, its cache exact),
+# and the paper's decoder on a block model: 10 steps per block of 8.
 DECODERS.update({
+    "paper-block8": {**DECODERS["paper"], "block_size": 8},
     "threshold0.7-ordered-block8": {**DECODERS["threshold-ordered-block8"], "threshold": 0.7},
     "threshold0.5-ordered-block8": {**DECODERS["threshold-ordered-block8"], "threshold": 0.5},
     "threshold-ordered-block8-nocache": {**DECODERS["threshold-ordered-block8"], "cache": False},
@@ -373,7 +376,8 @@ def parse_args(argv=None):
     p.add_argument("--finetune-steps", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--learning-rate", type=float, default=5e-4)
-    p.add_argument("--lora-rank", type=int, default=16, help="0: full weights")
+    p.add_argument("--lora-rank", type=int, default=LORA_RANK,
+                   help="0: full weights (rows named -full; another rank: -loraR)")
     p.add_argument("--lora-layers", default="attention", choices=["attention", "all"],
                    help="LoRA on the attention's query and value (keras-hub's default), "
                         "or on every projection")
@@ -477,7 +481,7 @@ def adapted_dir(args, n):
     lengths (the converted model's block is the target)."""
     suffix = "" if (args.target_length, args.sequence_length) == (32, 192) else \
         f"-{args.sequence_length}-{args.target_length}"
-    return os.path.join(args.work_dir, f"AR2Diff_{n}{suffix}{block_suffix(args)}")
+    return os.path.join(args.work_dir, f"AR2Diff_{n}{suffix}{variant_suffix(args)}")
 
 
 def adapted_preset(args, n):
@@ -498,13 +502,29 @@ def finetuning_start(args, preset, n, diffusion=True):
 
 
 def row_name(args, n, diffusion=True):
-    """`AR`, `AR2Diff_n`, or `AR2Diff_n-blockB` for block diffusion."""
-    return f"AR2Diff_{n}{block_suffix(args)}" if diffusion else "AR"
+    """`AR` or `AR2Diff_n`, then `variant_suffix`: `AR2Diff_0-block8`,
+    `AR-full`, `AR2Diff_100-block8-full`..."""
+    if diffusion:
+        return f"AR2Diff_{n}{variant_suffix(args)}"
+    return "AR" + variant_suffix(args).replace(f"-block{args.block_size}", "")
 
 
-def block_suffix(args):
-    """`-blockB` for block-diffusion runs, else nothing."""
-    return f"-block{args.block_size}" if args.block_size else ""
+def variant_suffix(args):
+    """What sets a run apart from the default rows, so that it has its own
+    folder and row: `-blockB` for block diffusion, then `-full` when every
+    weight is trained (`--lora-rank 0`), `-loraR` for another rank and
+    `-all` for LoRA on every projection; nothing for the defaults."""
+    suffix = f"-block{args.block_size}" if args.block_size else ""
+    if not args.lora_rank:
+        return suffix + "-full"
+    if args.lora_rank != LORA_RANK:
+        suffix += f"-lora{args.lora_rank}"
+    return suffix + ("-all" if args.lora_layers == "all" else "")
+
+
+def is_ar(row):
+    """Whether a result row is an AR model's (`AR`, `AR-full`...)."""
+    return row["model"].split("-")[0] == "AR"
 
 
 def main(argv=None):
@@ -690,7 +710,7 @@ def write_results(rows, args, device=None, notes=None, folder=None):
     stem = os.path.join(folder, f"quality-smollm2-{slug}")
     rows = [{"task": "squad", **r} for r in rows]
     order = list(TASKS)
-    rows.sort(key=lambda r: (order.index(r["task"]), r["model"] != "AR", r["adapt_steps"], r["decoding"]))
+    rows.sort(key=lambda r: (order.index(r["task"]), not is_ar(r), r["adapt_steps"], r["model"], r["decoding"]))
     json_rows = []
     for r in rows:
         for metric in TASKS[r["task"]]["metrics"]:
@@ -720,7 +740,9 @@ def write_results(rows, args, device=None, notes=None, folder=None):
         ),
         "",
         f"Fine-tuning (every row): {args.finetune_steps} steps, batch {args.batch_size}, AdamW "
-        f"{args.learning_rate:g} (constant), LoRA rank {args.lora_rank or 'none (full weights)'}, "
+        f"{args.learning_rate:g} (constant), LoRA rank {LORA_RANK} on the attention's query "
+        "and value (rows named `-full`: every weight trained; `-loraR`: rank R; `-all`: every "
+        "projection), "
         f"seed {args.seed}, packed at "
         + ", ".join(f"{TASKS[t]['sequence_length']} tokens ({t})" for t in TASKS if any(r["task"] == t for r in rows))
         + ". AR2Diff_N: N steps of the "
@@ -772,7 +794,8 @@ def write_results(rows, args, device=None, notes=None, folder=None):
                       "with `threshold-ordered-block8`."]
     lines += ["", "## Notes", ""]
     lines += notes
-    lines += ["", "Decoders (one sample, temperature 0, a prompt cache; `model calls` counts the "
+    lines += ["", "Decoders (one sample at temperature 0 with a prompt cache, except `paper`; `model "
+              "calls` counts the "
               "cache's full pass, per batch of 8 questions, which runs until its slowest "
               "question is done; `calls per question` counts those each question was still "
               "decoding in, what it would cost alone, blank for rows decoded before it was "
@@ -788,7 +811,11 @@ def write_results(rows, args, device=None, notes=None, folder=None):
               "end token are not decoded (since 3a12a86); `confidence-ordered-block8` plain "
               "block decoding, one token per step, 8 steps per block; `entropy-bound-ordered` "
               "commits the surest masked tokens while their summed entropy stays under 1 nat (at least one per step), "
-              "with the same bounds and ordering. Models named `AR2Diff_N-blockB` are block "
+              "with the same bounds and ordering; `paper` is the paper's decoder: 10 steps that "
+              "resample every target position at temperature 0.2, 8 candidates per question, "
+              "the one with the best model score kept (one question at a time, so its model "
+              "calls are per question); `paper-block8` the same, 10 steps in each block of 8. "
+              "Models named `AR2Diff_N-blockB` are block "
               "diffusion: "
               "`--block-size B` cuts the target into blocks of B that attend both ways inside "
               "and to earlier blocks only, and each training example denoises one block (among "
@@ -816,7 +843,8 @@ PAPER_DIFFERENCES = [
     "for MBPP; the prompt keeps its causal AR attention), instead of the paper's uniform "
     "noise, L(1:2) and fully bidirectional attention; decoded by unmasking (the decoders "
     "above: one sample, a prompt cache) instead of the paper's 10 resampling steps at "
-    "temperature 0.2, best of 8 (a decoder for uniform noise). The prompt closes with the "
+    "temperature 0.2, best of 8 (a decoder for uniform noise; the `paper` rows run it on "
+    "these mask-noise models). The prompt closes with the "
     "AR rows' separator, a newline (`DiffusionPreprocessor(separator=\"\\n\")`), not the "
     "end token.",
     "Data: the SQuAD v1.1 dev set split by article (no train set offline; training contexts "
@@ -842,18 +870,17 @@ def plot(rows, path):
     for ax, task in zip(axes[0], tasks):
         metric = TASKS[task]["metrics"][0]
         task_rows = [r for r in rows if r["task"] == task]
-        # One line per decoder and kind of model (one target block, or -blockB).
+        # One line per decoder and kind of model (one target block, -blockB, -full...).
         lines = sorted({(r["model"].partition("-")[2], r["decoding"]) for r in task_rows
-                        if r["model"] != "AR"})
+                        if not is_ar(r)})
         for blocks, decoding in lines:
             points = sorted((r["adapt_steps"], r[metric]) for r in task_rows
-                            if r["model"] != "AR" and r["decoding"] == decoding
+                            if not is_ar(r) and r["decoding"] == decoding
                             and r["model"].partition("-")[2] == blocks)
             name = f"AR2Diff_N-{blocks}" if blocks else "AR2Diff_N"
             ax.plot(*zip(*points), marker="o", label=f"{name}, {decoding}")
-        for r in task_rows:
-            if r["model"] == "AR":
-                ax.axhline(r[metric], color="gray", linestyle="--", label="AR (greedy)")
+        for r, style in zip([r for r in task_rows if is_ar(r)], ["--", ":", "-."]):
+            ax.axhline(r[metric], color="gray", linestyle=style, label=f"{r['model']} (greedy)")
         right = max([100] + [r["adapt_steps"] for r in task_rows])  # A readable axis at N = 0 alone.
         ax.set_xlim(-0.05 * right, 1.05 * right)
         ax.set_xlabel("N: diffusion adaptation steps before fine-tuning")

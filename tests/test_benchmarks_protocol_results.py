@@ -3,6 +3,7 @@ back from the committed results, so a fresh checkout can add rows without
 losing them."""
 
 import json
+import os
 
 from benchmark_modules import load_benchmark
 
@@ -57,3 +58,23 @@ def test_rows_from_several_machines_name_their_own():
     assert protocol.short_device("CPU (AMD EPYC, x86_64, 2 cores)") == "AMD EPYC"
     assert protocol.short_device("CPU (Intel(R) Xeon(R) Processor, x86_64, 2 cores)") == "Intel Xeon"
     assert protocol.short_device("NVIDIA H100 80GB HBM3") == "NVIDIA H100 80GB HBM3"
+
+
+def test_each_training_variant_has_its_own_rows_and_run_folders():
+    """A run keyed on another LoRA rank or block size would be refused in the
+    default row's folder (`RunDirectory` checks its config): each variant is
+    named, and AR variants still count as AR rows."""
+    protocol = load_benchmark("ar2diff_protocol")
+
+    def names(*argv):
+        args = protocol.parse_args(["--task", "mbpp", *argv])
+        return (protocol.row_name(args, 0, diffusion=False), protocol.row_name(args, 0),
+                os.path.basename(protocol.adapted_dir(args, 100)))
+
+    assert names() == ("AR", "AR2Diff_0", "AR2Diff_100-256-128")
+    assert names("--block-size", "8") == ("AR", "AR2Diff_0-block8", "AR2Diff_100-256-128-block8")
+    assert names("--lora-rank", "0") == ("AR-full", "AR2Diff_0-full", "AR2Diff_100-256-128-full")
+    assert names("--block-size", "8", "--lora-rank", "0")[1] == "AR2Diff_0-block8-full"
+    assert names("--lora-rank", "4", "--lora-layers", "all")[:2] == ("AR-lora4-all", "AR2Diff_0-lora4-all")
+    assert protocol.is_ar({"model": "AR-full"}) and protocol.is_ar({"model": "AR"})
+    assert not protocol.is_ar({"model": "AR2Diff_0-full"})
