@@ -684,7 +684,8 @@ def cpu_notes(args):
              "both beside the test suite; session 19, on an Intel Xeon: AR2Diff_0-block8 "
              "retrained beside AR2Diff_100-block8's adaptation and the test suite, then "
              "AR2Diff_0 retrained beside AR2Diff_100-block8's fine-tuning; session 20: MBPP's "
-             "AR2Diff_0-block8 trained beside the test suite), "
+             "AR2Diff_0-block8 trained beside the test suite; session 21: AR2Diff_0's `paper` "
+             "decoding shared them with the test suite for its first 20 minutes), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
