@@ -22,6 +22,7 @@ steps and questions (minutes) to check the pipeline.
 
 import argparse
 import glob
+import itertools
 import json
 import os
 import re
@@ -504,17 +505,16 @@ def finetuning_start(args, preset, n, diffusion=True):
 def row_name(args, n, diffusion=True):
     """`AR` or `AR2Diff_n`, then `variant_suffix`: `AR2Diff_0-block8`,
     `AR-full`, `AR2Diff_100-block8-full`..."""
-    if diffusion:
-        return f"AR2Diff_{n}{variant_suffix(args)}"
-    return "AR" + variant_suffix(args).replace(f"-block{args.block_size}", "")
+    return f"AR2Diff_{n}{variant_suffix(args)}" if diffusion else "AR" + variant_suffix(args, blocks=False)
 
 
-def variant_suffix(args):
+def variant_suffix(args, blocks=True):
     """What sets a run apart from the default rows, so that it has its own
-    folder and row: `-blockB` for block diffusion, then `-full` when every
-    weight is trained (`--lora-rank 0`), `-loraR` for another rank and
-    `-all` for LoRA on every projection; nothing for the defaults."""
-    suffix = f"-block{args.block_size}" if args.block_size else ""
+    folder and row: `-blockB` for block diffusion (`blocks`: a diffusion
+    row), then `-full` when every weight is trained (`--lora-rank 0`),
+    `-loraR` for another rank and `-all` for LoRA on every projection;
+    nothing for the defaults."""
+    suffix = f"-block{args.block_size}" if blocks and args.block_size else ""
     if not args.lora_rank:
         return suffix + "-full"
     if args.lora_rank != LORA_RANK:
@@ -880,7 +880,7 @@ def plot(rows, path):
                             and r["model"].partition("-")[2] == blocks)
             name = f"AR2Diff_N-{blocks}" if blocks else "AR2Diff_N"
             ax.plot(*zip(*points), marker="o", label=f"{name}, {decoding}")
-        for r, style in zip([r for r in task_rows if is_ar(r)], ["--", ":", "-."]):
+        for r, style in zip([r for r in task_rows if is_ar(r)], itertools.cycle(["--", ":", "-."])):
             ax.axhline(r[metric], color="gray", linestyle=style, label=f"{r['model']} (greedy)")
         right = max([100] + [r["adapt_steps"] for r in task_rows])  # A readable axis at N = 0 alone.
         ax.set_xlim(-0.05 * right, 1.05 * right)
