@@ -477,11 +477,23 @@ def task_dir(args):
     return args.work_dir if args.task == "squad" else os.path.join(args.work_dir, args.task)
 
 
+def adaptation_args(args):
+    """The adaptation's settings: `args` at SQuAD's lengths, whatever the task.
+    One AR2Diff_N adaptation serves every task, as the paper's AR2Diff_N
+    checkpoint does (it continues pretraining, then each task fine-tunes
+    it); `finetuning_start` gives the adapted model the task's lengths."""
+    adapt = for_task(args, "squad")
+    if adapt is not args and args.block_size and args.block_size >= adapt.target_length:
+        adapt = argparse.Namespace(**{**vars(adapt), "block_size": None})  # One block.
+    return adapt
+
+
 def adapted_dir(args, n):
-    """Where AR2Diff_n's adaptation lives: shared by the tasks with the same
-    lengths (the converted model's block is the target)."""
-    suffix = "" if (args.target_length, args.sequence_length) == (32, 192) else \
-        f"-{args.sequence_length}-{args.target_length}"
+    """Where AR2Diff_n's adaptation lives: one for every task (the lengths
+    only name it when `--sequence-length`/`--target-length` change SQuAD's)."""
+    adapt = adaptation_args(args)
+    suffix = "" if (adapt.target_length, adapt.sequence_length) == (32, 192) else \
+        f"-{adapt.sequence_length}-{adapt.target_length}"
     return os.path.join(args.work_dir, f"AR2Diff_{n}{suffix}{variant_suffix(args)}")
 
 
@@ -495,6 +507,12 @@ def finetuning_start(args, preset, n, diffusion=True):
     (n > 0), the converted SmolLM2 (AR2Diff_0), or the AR model itself."""
     if n:
         model = ktd.DiffusionDecoder.from_preset(adapted_preset(args, n))
+        # Adapted at SQuAD's lengths (`adaptation_args`): the task's own here.
+        # The weights do not depend on them; the one-block rows' block is
+        # the whole target.
+        model.preprocessor.sequence_length = args.sequence_length
+        model.preprocessor.target_length = args.target_length
+        model.block_size = args.block_size or args.target_length
     else:
         model = load_ar_model(preset, args)
         model = diffusion_model(model, args) if diffusion else model
@@ -556,17 +574,18 @@ def main(argv=None):
                 return finetuning_start(args, preset, n, diffusion)
 
             if n and not os.path.exists(os.path.join(adapted, "config.json")):
-                corpus = adaptation_corpus(args.data, squad_training(args), 20000)
+                adapt = adaptation_args(args)
+                corpus = adaptation_corpus(args.data, squad_training(adapt), 20000)
 
                 def build_adapt():
-                    model = diffusion_model(load_ar_model(preset, args), args)
-                    enable_lora(model, args)
+                    model = diffusion_model(load_ar_model(preset, adapt), adapt)
+                    enable_lora(model, adapt)
                     return model
 
                 model, _ = trained(
                     adapted_dir(args, n), build_adapt,
                     lambda m: text_dataset(corpus, m.preprocessor, args.batch_size, seed=args.seed, repeat=True),
-                    n, args, "adapt", start_from=shorter_adaptation(args, n),
+                    n, adapt, "adapt", start_from=shorter_adaptation(adapt, n),
                 )
                 merge_lora(model.backbone)  # A plain preset, LoRA folded in.
                 save_preset(model, adapted)
@@ -748,7 +767,8 @@ def write_results(rows, args, device=None, notes=None, folder=None):
         + ", ".join(f"{TASKS[t]['sequence_length']} tokens ({t})" for t in TASKS if any(r["task"] == t for r in rows))
         + ". AR2Diff_N: N steps of the "
         "diffusion loss on an offline corpus of prose and code (SQuAD training contexts, English "
-        "Bible verses, Python's standard library; LoRA merged after), then the same fine-tuning.",
+        "Bible verses, Python's standard library; LoRA merged after) at SQuAD's lengths, one "
+        "adaptation for every task as in the paper, then the same fine-tuning.",
     ]
     preset = smollm2_preset(args.work_dir)
     for task in [t for t in TASKS if any(r["task"] == t for r in rows)]:

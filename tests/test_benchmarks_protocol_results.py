@@ -5,7 +5,10 @@ losing them."""
 import json
 import os
 
+import numpy as np
+import pytest
 from benchmark_modules import load_benchmark
+from tiny_models import tiny_causal_lm
 
 
 def json_row(task, model, decoding, metric, value, **extra):
@@ -71,10 +74,44 @@ def test_each_training_variant_has_its_own_rows_and_run_folders():
         return (protocol.row_name(args, 0, diffusion=False), protocol.row_name(args, 0),
                 os.path.basename(protocol.adapted_dir(args, 100)))
 
-    assert names() == ("AR", "AR2Diff_0", "AR2Diff_100-256-128")
-    assert names("--block-size", "8") == ("AR", "AR2Diff_0-block8", "AR2Diff_100-256-128-block8")
-    assert names("--lora-rank", "0") == ("AR-full", "AR2Diff_0-full", "AR2Diff_100-256-128-full")
+    assert names() == ("AR", "AR2Diff_0", "AR2Diff_100")
+    assert names("--block-size", "8") == ("AR", "AR2Diff_0-block8", "AR2Diff_100-block8")
+    assert names("--lora-rank", "0") == ("AR-full", "AR2Diff_0-full", "AR2Diff_100-full")
     assert names("--block-size", "8", "--lora-rank", "0")[1] == "AR2Diff_0-block8-full"
     assert names("--lora-rank", "4", "--lora-layers", "all")[:2] == ("AR-lora4-all", "AR2Diff_0-lora4-all")
     assert protocol.is_ar({"model": "AR-full"}) and protocol.is_ar({"model": "AR"})
     assert not protocol.is_ar({"model": "AR2Diff_0-full"})
+
+
+@pytest.mark.parametrize("block_size", [None, 4])
+def test_one_adaptation_serves_every_task(tmp_path, block_size):
+    """As the paper's AR2Diff_N checkpoint: MBPP fine-tunes the adaptation
+    made at SQuAD's lengths (no second adaptation), at MBPP's own lengths."""
+    from keras_textdiff.data import to_dataset
+    from keras_textdiff.presets import save_preset
+
+    protocol = load_benchmark("ar2diff_protocol")
+    flags = ["--work-dir", str(tmp_path), "--separator", "end_token"]
+    flags += ["--block-size", str(block_size)] if block_size else []
+    squad = protocol.parse_args(flags)
+    mbpp = protocol.parse_args(["--task", "mbpp", *flags])
+    assert protocol.adapted_dir(mbpp, 100) == protocol.adapted_dir(squad, 100)
+    adapt = protocol.adaptation_args(mbpp)
+    assert (adapt.sequence_length, adapt.target_length) == (192, 32)
+
+    adapted = protocol.diffusion_model(tiny_causal_lm("llama"), adapt)
+    assert adapted.preprocessor.target_length == 32
+    save_preset(adapted, protocol.adapted_preset(mbpp, 100))
+    model = protocol.finetuning_start(mbpp, None, 100)
+    assert (model.preprocessor.sequence_length, model.preprocessor.target_length) == (256, 128)
+    assert model.block_size == (block_size or 128)
+    np.testing.assert_array_equal(  # The adapted weights, loaded.
+        model.backbone.token_embedding.get_weights()[0], adapted.backbone.token_embedding.get_weights()[0])
+
+    # A training batch's loss reads MBPP's whole target region.
+    batch = next(iter(to_dataset([{"prefix": "abc", "target": "de"}], model.preprocessor, 1)))
+    outputs = model(batch[0] if isinstance(batch, tuple) else batch)
+    assert outputs["logits"].shape[1] == 128
+    if block_size:  # One block of 4 trained, the end token's or one before it.
+        trained = np.asarray(outputs["trained"])[0]
+        assert trained.sum() == block_size and trained[4:].sum() == 0

