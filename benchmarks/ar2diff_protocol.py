@@ -55,6 +55,7 @@ from keras_textdiff.checkpoints.smollm2 import smollm2_preset  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 LORA_RANK = 16  # The rows' LoRA rank (keras-hub's default targets: query and value).
+LEARNING_RATE = 5e-4  # The rows' AdamW rate, constant.
 
 # Per task: its data, the target (answer) length in tokens, how long a test
 # prompt may be, and the metrics it is scored with (the first one is plotted).
@@ -376,7 +377,7 @@ def parse_args(argv=None):
     p.add_argument("--adapt-steps", default="100", help="N values, comma-separated")
     p.add_argument("--finetune-steps", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
     p.add_argument("--lora-rank", type=int, default=LORA_RANK,
                    help="0: full weights (rows named -full; another rank: -loraR)")
     p.add_argument("--lora-layers", default="attention", choices=["attention", "all"],
@@ -530,14 +531,15 @@ def variant_suffix(args, blocks=True):
     """What sets a run apart from the default rows, so that it has its own
     folder and row: `-blockB` for block diffusion (`blocks`: a diffusion
     row), then `-full` when every weight is trained (`--lora-rank 0`),
-    `-loraR` for another rank and `-all` for LoRA on every projection;
-    nothing for the defaults."""
+    `-loraR` for another rank and `-all` for LoRA on every projection,
+    then `-lrX` for another learning rate; nothing for the defaults."""
     suffix = f"-block{args.block_size}" if blocks and args.block_size else ""
     if not args.lora_rank:
-        return suffix + "-full"
-    if args.lora_rank != LORA_RANK:
-        suffix += f"-lora{args.lora_rank}"
-    return suffix + ("-all" if args.lora_layers == "all" else "")
+        suffix += "-full"
+    else:
+        suffix += f"-lora{args.lora_rank}" if args.lora_rank != LORA_RANK else ""
+        suffix += "-all" if args.lora_layers == "all" else ""
+    return suffix + (f"-lr{args.learning_rate:g}" if args.learning_rate != LEARNING_RATE else "")
 
 
 def is_ar(row):
@@ -704,7 +706,8 @@ def cpu_notes(args):
              "retrained beside AR2Diff_100-block8's adaptation and the test suite, then "
              "AR2Diff_0 retrained beside AR2Diff_100-block8's fine-tuning; session 20: MBPP's "
              "AR2Diff_0-block8 trained beside the test suite; session 21: AR2Diff_0's `paper` "
-             "decoding shared them with the test suite for its first 20 minutes), "
+             "decoding shared them with the test suite for its first 20 minutes; session 22: "
+             "AR2Diff_0-block8-full's fine-tuning steps 50-100 did too), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
@@ -760,9 +763,9 @@ def write_results(rows, args, device=None, notes=None, folder=None):
         ),
         "",
         f"Fine-tuning (every row): {args.finetune_steps} steps, batch {args.batch_size}, AdamW "
-        f"{args.learning_rate:g} (constant), LoRA rank {LORA_RANK} on the attention's query "
+        f"{LEARNING_RATE:g} (constant), LoRA rank {LORA_RANK} on the attention's query "
         "and value (rows named `-full`: every weight trained; `-loraR`: rank R; `-all`: every "
-        "projection), "
+        "projection; `-lrX`: AdamW X), "
         f"seed {args.seed}, packed at "
         + ", ".join(f"{TASKS[t]['sequence_length']} tokens ({t})" for t in TASKS if any(r["task"] == t for r in rows))
         + ". AR2Diff_N: N steps of the "

@@ -79,6 +79,8 @@ def test_each_training_variant_has_its_own_rows_and_run_folders():
     assert names("--lora-rank", "0") == ("AR-full", "AR2Diff_0-full", "AR2Diff_100-full")
     assert names("--block-size", "8", "--lora-rank", "0")[1] == "AR2Diff_0-block8-full"
     assert names("--lora-rank", "4", "--lora-layers", "all")[:2] == ("AR-lora4-all", "AR2Diff_0-lora4-all")
+    assert names("--lora-rank", "0", "--learning-rate", "1e-4")[:2] == ("AR-full-lr0.0001", "AR2Diff_0-full-lr0.0001")
+    assert names("--learning-rate", "5e-4") == names()
     assert protocol.is_ar({"model": "AR-full"}) and protocol.is_ar({"model": "AR"})
     assert not protocol.is_ar({"model": "AR2Diff_0-full"})
 
