@@ -858,10 +858,11 @@ PAPER_DIFFERENCES = [
     "Model: SmolLM2-135M-Instruct (its GGUF, Q4_1 weights dequantized to float32), not the "
     "paper's 280M Base pretrained 1M steps on mC4 + code.",
     "Budget: the fine-tuning above (hundreds of steps, with LoRA rank 16 on the attention's "
-    "query and value projections, keras-hub's default), against the paper's 250K (SQuAD), "
+    "query and value projections, keras-hub's default; the `-full` rows train every weight), "
+    "against the paper's 250K (SQuAD), "
     "500K (WMT14) and 5K (MBPP) steps of batch 128 with every weight trained, at a constant "
     "1e-3; adaptation N in the hundreds of steps (of the same batch) against the paper's 10K "
-    "and 100K.",
+    "and 100K, made once at SQuAD's lengths and fine-tuned on every task, as the paper's is.",
     "Diffusion recipe: mask noise with the masked-diffusion ELBO, shifted prediction and block "
     "attention with one block over the target (32 tokens for SQuAD, 64 for translation, 128 "
     "for MBPP; the prompt keeps its causal AR attention), instead of the paper's uniform "
