@@ -24,9 +24,11 @@ this machine scores what comes back.
     python benchmarks/ar2diff_gpu.py score --outputs FOLDER_WITH_outputs.npz
 
 Budget flags are the CPU protocol's (`ar2diff_protocol.py --help`), with
-GPU defaults: 400 fine-tuning steps of batch 32, N = 250 and 1000, and the
-decoders `threshold-ordered`, `confidence-ordered` and the paper's (best of 8;
-each decoder after the first only while time is left).
+GPU defaults: the CPU's best recipe (every weight trained at 1e-4, blocks of
+8: rows `AR-full-lr0.0001`, `AR2Diff_N-block8-full-lr0.0001`) with 400
+fine-tuning steps of batch 32, N = 250 and 1000, and the decoders
+`threshold-ordered-block8` and `paper-block8` (best of 8; each decoder after
+the first only while time is left), 40 questions a batch.
 """
 
 import argparse
@@ -47,8 +49,11 @@ import numpy as np  # noqa: E402
 import keras_textdiff as ktd  # noqa: E402
 from keras_textdiff.lora import merge_lora  # noqa: E402
 
+# The CPU protocol's best recipe (full weights at 1e-4, blocks of 8) with a
+# larger budget; --lora-rank 8 --learning-rate 5e-4 gives its LoRA rows.
 GPU_DEFAULTS = ["--finetune-steps", "400", "--batch-size", "32", "--adapt-steps", "250,1000",
-                "--decoders", "threshold-ordered,confidence-ordered,paper"]
+                "--block-size", "8", "--lora-rank", "0", "--learning-rate", "1e-4",
+                "--decoders", "threshold-ordered-block8,paper-block8", "--eval-batch-size", "40"]
 PART_BYTES = 40 * 2**20  # GGUF parts: each fits a device command beside the rest.
 
 
@@ -252,7 +257,7 @@ class _Run:
         start = time.time()
         packed = {k: self.data[f"test/ar/{k}"] for k in ("token_ids", "padding_mask")}
         out = model.generate(packed, stop_token_ids=self.meta["ar_stop_ids"], strip_prompt=True)
-        self.save("AR", "greedy", out, time.time() - start)
+        self.save(protocol.row_name(self.args, 0, diffusion=False), "greedy", out, time.time() - start)
 
     def decode_diffusion(self, model, name):
         first = None
@@ -294,22 +299,22 @@ class _Run:
         model = self.ar_model()
         protocol.enable_lora(model, self.args)
         protocol.recipes._compile(model, self.args.learning_rate)
-        self.fit(model, "ar", "AR finetune")
+        self.fit(model, "ar", f"{protocol.row_name(self.args, 0, diffusion=False)} finetune")
         self.decode_ar(model)
         budget["row"] = time.time() - start
         del model
 
         start = time.time()
-        model = self.diffusion()
-        self.fit(model, "finetune", "AR2Diff_0 finetune")
-        self.decode_diffusion(model, "AR2Diff_0")
+        model, name = self.diffusion(), protocol.row_name(self.args, 0)
+        self.fit(model, "finetune", f"{name} finetune")
+        self.decode_diffusion(model, name)
         budget["row"] = max(budget["row"], time.time() - start)
         del model
 
         adapt_steps = self.meta["adapt_steps"]
         if not adapt_steps:
             return
-        per_step = self.report["stages"]["AR2Diff_0 finetune"]["seconds"] / self.args.finetune_steps
+        per_step = self.report["stages"][f"{name} finetune"]["seconds"] / self.args.finetune_steps
         if not self.time_left(per_step * adapt_steps[-1] + budget["row"]):
             return self.skip(f"adaptation to {adapt_steps[-1]} steps and its rows")
         model = self.diffusion()
@@ -319,12 +324,13 @@ class _Run:
             snapshots[n], done = self.merged(model), n
         del model
         for n in reversed(adapt_steps):  # The largest N first: the paper's best row.
+            name = protocol.row_name(self.args, n)
             if not self.time_left(budget["row"]):
-                self.skip(f"AR2Diff_{n}")
+                self.skip(name)
                 continue
             model = self.diffusion(snapshots.pop(n))
-            self.fit(model, "finetune", f"AR2Diff_{n} finetune")
-            self.decode_diffusion(model, f"AR2Diff_{n}")
+            self.fit(model, "finetune", f"{name} finetune")
+            self.decode_diffusion(model, name)
             del model
 
     def merged(self, model):
@@ -377,7 +383,8 @@ def score(export_dir, outputs_dir, runs_dir):
     rows = []
     for name, decoding in sorted({tuple(k.split("|")[:2]) for k in outputs}):
         out = {k.split("|")[2]: v for k, v in outputs.items() if k.startswith(f"{name}|{decoding}|")}
-        if name == "AR":  # At most target_length tokens, as the CPU rows.
+        ar_row = protocol.is_ar({"model": name})
+        if ar_row:  # At most target_length tokens, as the CPU rows.
             out["padding_mask"] = out["padding_mask"] & (np.cumsum(out["padding_mask"], axis=1)
                                                          <= args.target_length)
             texts = [_cut_at(t, ends) for t in ar.preprocessor.generate_postprocess(out)]
@@ -391,7 +398,7 @@ def score(export_dir, outputs_dir, runs_dir):
             raw[i] = text
         predictions = [protocol.clean(o, args.task) for o in raw]
         scores = protocol.score(args.task, predictions, test)
-        n = int(name.split("_")[1]) if name != "AR" else 0
+        n = 0 if ar_row else int(name.split("-")[0].split("_")[1])
         row = {
             "task": args.task, "base": "smollm2-135m", "model": name, "decoding": decoding,
             **{m: scores[m] for m in protocol.TASKS[args.task]["metrics"]},
