@@ -149,13 +149,14 @@ def shorter_adaptation(args, n):
     return max(found)[1] if found else None
 
 
-def trained(directory, build, dataset_fn, steps, args, stage, start_from=None):
+def trained(directory, build, dataset_fn, steps, args, stage, start_from=None, diffusion=True):
     """Train (or resume) one stage; returns the model with its weights.
 
     `start_from`: a checkpoint of the same run at fewer steps (a shorter
     adaptation), copied in when this run has none, so that AR2Diff_300
-    continues AR2Diff_100's adaptation instead of repeating its steps."""
-    diffusion = os.path.basename(directory) != "AR"
+    continues AR2Diff_100's adaptation instead of repeating its steps.
+    `diffusion`: False for an AR row (its run is keyed without the
+    diffusion-only settings)."""
     run = RunDirectory(os.path.join(directory, stage), stage_config(steps, args, stage, diffusion))
     if start_from and not run.checkpoints():
         shutil.copy(start_from, os.path.join(run.path, "checkpoints", os.path.basename(start_from)))
@@ -362,6 +363,48 @@ def evaluate(directory, decoding, model, test, args, diffusion):
     return result
 
 
+def paired_difference(first, second, resamples=10000, seed=0):
+    """SQuAD F1 and EM of the `first` eval file minus the `second`'s, each
+    `(mean, low, high)`: the mean per-question difference and its 95%
+    paired bootstrap interval (questions resampled with replacement, the
+    same draw for both rows), on 0-100."""
+    loaded = []
+    for path in (first, second):
+        with open(path) as f:
+            loaded.append(json.load(f)["predictions"])
+    a, b = loaded
+    if [p["id"] for p in a] != [p["id"] for p in b]:
+        raise ValueError(f"{first} and {second} hold different questions: compare rows of one task "
+                         "and one --eval-examples.")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(a), size=(resamples, len(a)))
+    differences = {}
+    for name, metric in (("f1", metrics.f1), ("exact_match", metrics.exact_match)):
+        per_question = np.array([metric([x["prediction"]], [x["references"]])
+                                 - metric([y["prediction"]], [y["references"]]) for x, y in zip(a, b)])
+        low, high = np.percentile(per_question[draws].mean(axis=1), [2.5, 97.5])
+        differences[name] = (float(per_question.mean()), float(low), float(high))
+    return differences
+
+
+def compare(args):
+    """`--compare`: print the paired difference of two evaluated SQuAD rows."""
+    paths = []
+    for spec in args.compare.split(","):
+        name, _, decoding = spec.partition(":")
+        path = os.path.join(task_dir(args), name, f"eval-{decoding or 'greedy'}.json")
+        if not os.path.exists(path):
+            print(f"--compare: no evaluated row {spec!r} here ({path} is missing); pass "
+                  "ROW:DECODING as in the results table, rows this machine decoded.", file=sys.stderr)
+            sys.exit(2)
+        paths.append(path)
+    differences = paired_difference(*paths)
+    print(f"{args.compare.replace(',', ' minus ')}: " + "; ".join(
+        f"{METRIC_NAMES[m]} {d:+.1f} (95% paired bootstrap interval {lo:+.1f} to {hi:+.1f})"
+        for m, (d, lo, hi) in differences.items()))
+    return differences
+
+
 # --- the protocol ---------------------------------------------------------------
 
 
@@ -406,7 +449,13 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="a few steps and questions")
     p.add_argument("--render", action="store_true",
                    help="rewrite the results files from the rows already evaluated; run nothing")
+    p.add_argument("--compare", default=None, metavar="ROW:DECODING,ROW:DECODING",
+                   help="SQuAD: print the first row's F1 and EM minus the second's, with a 95%% "
+                        "paired bootstrap interval, from rows evaluated here; run nothing")
     args = p.parse_args(argv)
+    if args.compare and (args.task != "squad" or args.compare.count(",") != 1):
+        p.error("--compare takes two SQuAD rows, ROW:DECODING,ROW:DECODING "
+                "(e.g. AR2Diff_0-block8:threshold-ordered-block8,AR:greedy)")
     if args.quick:  # Small defaults; flags given still count.
         p.set_defaults(finetune_steps=2, eval_examples=4, adapt_steps="2")
         args = p.parse_args(argv)
@@ -552,6 +601,9 @@ def main(argv=None):
     from keras_textdiff.data import to_dataset
 
     args = parse_args(argv)
+    if args.compare:
+        compare(args)
+        return []
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.work_dir, exist_ok=True)
     preset = smollm2_preset(args.work_dir)
@@ -595,7 +647,8 @@ def main(argv=None):
                 dataset_fn = lambda m: to_dataset(train_examples, m.preprocessor, args.batch_size, seed=args.seed, repeat=True)  # noqa: E731
             else:
                 dataset_fn = lambda m: recipes.pair_dataset(m, train_examples, args.batch_size, args.seed)  # noqa: E731
-            model, result = trained(directory, build, dataset_fn, args.finetune_steps, args, "finetune")
+            model, result = trained(directory, build, dataset_fn, args.finetune_steps, args, "finetune",
+                                    diffusion=diffusion)
             decoders = args.decoders.split(",") if diffusion else ["greedy"]
             for decoding in decoders:
                 scores = evaluate(directory, decoding, model, test, args, diffusion)
@@ -707,7 +760,9 @@ def cpu_notes(args):
              "AR2Diff_0 retrained beside AR2Diff_100-block8's fine-tuning; session 20: MBPP's "
              "AR2Diff_0-block8 trained beside the test suite; session 21: AR2Diff_0's `paper` "
              "decoding shared them with the test suite for its first 20 minutes; session 22: "
-             "AR2Diff_0-block8-full's fine-tuning steps 50-100 did too), "
+             "AR2Diff_0-block8-full's fine-tuning steps 50-100 did too; session 23: "
+             "AR-full-lr0.0001 resumed from step 100's checkpoint beside a check of the GPU "
+             "path, and its train seconds count steps 100-150 alone), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []

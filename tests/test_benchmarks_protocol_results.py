@@ -117,3 +117,34 @@ def test_one_adaptation_serves_every_task(tmp_path, block_size):
     if block_size:  # One block of 4 trained, the end token's or one before it.
         trained = np.asarray(outputs["trained"])[0]
         assert trained.sum() == block_size and trained[4:].sum() == 0
+
+
+def test_paired_difference_is_the_rows_difference_with_an_interval_around_it(tmp_path):
+    from keras_textdiff.evaluation import metrics
+
+    protocol = load_benchmark("ar2diff_protocol")
+    rng = np.random.default_rng(0)
+    words = ["the", "Edict", "of", "Nantes", "1562", "Louis", "XIV", "France"]
+    references = [[" ".join(rng.choice(words, 3))] for _ in range(60)]
+    guess = lambda: [" ".join(rng.choice(words, rng.integers(1, 4))) for _ in references]  # noqa: E731
+    rows = {"a": guess(), "b": guess()}
+    rows["a"][:20] = [r[0] for r in references[:20]]  # "a" is right more often.
+    for name, predictions in rows.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps({"predictions": [
+            {"id": str(i), "prediction": p, "references": r}
+            for i, (p, r) in enumerate(zip(predictions, references))]}))
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    differences = protocol.paired_difference(a, b, resamples=2000)
+    for name, metric in (("f1", metrics.f1), ("exact_match", metrics.exact_match)):
+        mean, low, high = differences[name]
+        expected = metric(rows["a"], references) - metric(rows["b"], references)
+        assert mean == pytest.approx(expected)
+        assert low < mean < high and high - low < 40
+    assert differences["f1"][1] > 0  # 20 of 60 made right: clearly better.
+    same = protocol.paired_difference(a, a, resamples=100)
+    assert same == {"f1": (0.0, 0.0, 0.0), "exact_match": (0.0, 0.0, 0.0)}
+    other = json.loads(b.read_text())
+    other["predictions"] = other["predictions"][::-1]
+    (tmp_path / "c.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="different questions"):
+        protocol.paired_difference(a, tmp_path / "c.json")
