@@ -50,7 +50,7 @@ import keras_textdiff as ktd  # noqa: E402
 from keras_textdiff.lora import merge_lora  # noqa: E402
 
 # The CPU protocol's best recipe (full weights at 1e-4, blocks of 8) with a
-# larger budget; --lora-rank 8 --learning-rate 5e-4 gives its LoRA rows.
+# larger budget; --lora-rank 16 --learning-rate 5e-4 gives its LoRA rows.
 GPU_DEFAULTS = ["--finetune-steps", "400", "--batch-size", "32", "--adapt-steps", "250,1000",
                 "--block-size", "8", "--lora-rank", "0", "--learning-rate", "1e-4",
                 "--decoders", "threshold-ordered-block8,paper-block8", "--eval-batch-size", "40"]
