@@ -762,7 +762,8 @@ def cpu_notes(args):
              "decoding shared them with the test suite for its first 20 minutes; session 22: "
              "AR2Diff_0-block8-full's fine-tuning steps 50-100 did too; session 23: "
              "AR-full-lr0.0001 resumed from step 100's checkpoint beside a check of the GPU "
-             "path, and its train seconds count steps 100-150 alone), "
+             "path, and its train seconds count steps 100-150 alone; translation's "
+             "AR2Diff_100-block8 fine-tuned beside the test suite), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
@@ -946,7 +947,9 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.5), squeeze=False)
+    entries = max(len({r["model"] if is_ar(r) else (r["model"].partition("-")[2], r["decoding"])
+                       for r in rows if r["task"] == t}) for t in tasks)  # Legend lines.
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.5 + 0.2 * entries), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         metric = TASKS[task]["metrics"][0]
         task_rows = [r for r in rows if r["task"] == task]
@@ -967,9 +970,10 @@ def plot(rows, path):
         ax.set_ylabel(f"{TASKS[task]['title']} {METRIC_NAMES[metric]}")
         ax.set_ylim(bottom=0)
         ax.set_title(f"SmolLM2-135M: {TASKS[task]['title']}")
-        ax.legend(fontsize=8)
+        # Under the plot (inside, it hid points); the figure is taller to hold it.
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
