@@ -763,7 +763,8 @@ def cpu_notes(args):
              "AR2Diff_0-block8-full's fine-tuning steps 50-100 did too; session 23: "
              "AR-full-lr0.0001 resumed from step 100's checkpoint beside a check of the GPU "
              "path, and its train seconds count steps 100-150 alone; translation's "
-             "AR2Diff_100-block8 fine-tuned beside the test suite), "
+             "AR2Diff_100-block8 fine-tuned beside the test suite, MBPP's AR2Diff_300-block8 "
+             "alone), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
