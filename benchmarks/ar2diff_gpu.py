@@ -252,12 +252,12 @@ class _Run:
             protocol.recipes._compile(model, self.args.learning_rate)
         return model
 
-    def decode_ar(self, model):
+    def decode_ar(self, model, name):
         model.compile(sampler="greedy")
         start = time.time()
         packed = {k: self.data[f"test/ar/{k}"] for k in ("token_ids", "padding_mask")}
         out = model.generate(packed, stop_token_ids=self.meta["ar_stop_ids"], strip_prompt=True)
-        self.save(protocol.row_name(self.args, 0, diffusion=False), "greedy", out, time.time() - start)
+        self.save(name, "greedy", out, time.time() - start)
 
     def decode_diffusion(self, model, name):
         first = None
@@ -296,11 +296,11 @@ class _Run:
     def run(self):
         budget = {}  # Seconds a stage took: what the next one like it needs.
         start = time.time()
-        model = self.ar_model()
+        model, name = self.ar_model(), protocol.row_name(self.args, 0, diffusion=False)
         protocol.enable_lora(model, self.args)
         protocol.recipes._compile(model, self.args.learning_rate)
-        self.fit(model, "ar", f"{protocol.row_name(self.args, 0, diffusion=False)} finetune")
-        self.decode_ar(model)
+        self.fit(model, "ar", f"{name} finetune")
+        self.decode_ar(model, name)
         budget["row"] = time.time() - start
         del model
 
