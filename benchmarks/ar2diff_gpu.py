@@ -230,6 +230,12 @@ class _Run:
             "loss": float(history.history["loss"][-1]),
         }
 
+    def row_name(self, n, diffusion=True):
+        """The row's name (as the CPU protocol names it), its N recorded for `score`."""
+        name = protocol.row_name(self.args, n, diffusion)
+        self.report.setdefault("adapt_steps", {})[name] = n
+        return name
+
     def time_left(self, need):
         return time.time() + need < self.deadline
 
@@ -296,7 +302,7 @@ class _Run:
     def run(self):
         budget = {}  # Seconds a stage took: what the next one like it needs.
         start = time.time()
-        model, name = self.ar_model(), protocol.row_name(self.args, 0, diffusion=False)
+        model, name = self.ar_model(), self.row_name(0, diffusion=False)
         protocol.enable_lora(model, self.args)
         protocol.recipes._compile(model, self.args.learning_rate)
         self.fit(model, "ar", f"{name} finetune")
@@ -305,7 +311,7 @@ class _Run:
         del model
 
         start = time.time()
-        model, name = self.diffusion(), protocol.row_name(self.args, 0)
+        model, name = self.diffusion(), self.row_name(0)
         self.fit(model, "finetune", f"{name} finetune")
         self.decode_diffusion(model, name)
         budget["row"] = max(budget["row"], time.time() - start)
@@ -324,7 +330,7 @@ class _Run:
             snapshots[n], done = self.merged(model), n
         del model
         for n in reversed(adapt_steps):  # The largest N first: the paper's best row.
-            name = protocol.row_name(self.args, n)
+            name = self.row_name(n)
             if not self.time_left(budget["row"]):
                 self.skip(name)
                 continue
@@ -398,11 +404,11 @@ def score(export_dir, outputs_dir, runs_dir):
             raw[i] = text
         predictions = [protocol.clean(o, args.task) for o in raw]
         scores = protocol.score(args.task, predictions, test)
-        n = 0 if ar_row else int(name.split("-")[0].split("_")[1])
         row = {
             "task": args.task, "base": "smollm2-135m", "model": name, "decoding": decoding,
             **{m: scores[m] for m in protocol.TASKS[args.task]["metrics"]},
-            "examples": len(test), "finetune_steps": args.finetune_steps, "adapt_steps": n,
+            "examples": len(test), "finetune_steps": args.finetune_steps,
+            "adapt_steps": report["adapt_steps"][name],
             "seconds": round(stages[f"{name} decode {decoding}"]["seconds"], 1), "model_calls": calls,
             "calls_per_question": own, "train_seconds": stages[f"{name} finetune"]["seconds"],
             "final_loss": stages[f"{name} finetune"]["loss"],

@@ -948,19 +948,21 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
-    entries = max(len({r["model"] if is_ar(r) else (r["model"].partition("-")[2], r["decoding"])
+
+    def line(r):
+        """A diffusion row's line: its kind of model (one target block,
+        -blockB, -full...) and its decoder."""
+        return r["model"].partition("-")[2], r["decoding"]
+
+    entries = max(len({r["model"] if is_ar(r) else line(r)
                        for r in rows if r["task"] == t}) for t in tasks)  # Legend lines.
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.5 + 0.2 * entries), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         metric = TASKS[task]["metrics"][0]
         task_rows = [r for r in rows if r["task"] == task]
-        # One line per decoder and kind of model (one target block, -blockB, -full...).
-        lines = sorted({(r["model"].partition("-")[2], r["decoding"]) for r in task_rows
-                        if not is_ar(r)})
-        for blocks, decoding in lines:
+        for blocks, decoding in sorted({line(r) for r in task_rows if not is_ar(r)}):
             points = sorted((r["adapt_steps"], r[metric]) for r in task_rows
-                            if not is_ar(r) and r["decoding"] == decoding
-                            and r["model"].partition("-")[2] == blocks)
+                            if not is_ar(r) and line(r) == (blocks, decoding))
             name = f"AR2Diff_N-{blocks}" if blocks else "AR2Diff_N"
             ax.plot(*zip(*points), marker="o", label=f"{name}, {decoding}")
         for r, style in zip([r for r in task_rows if is_ar(r)], itertools.cycle(["--", ":", "-."])):
