@@ -166,9 +166,8 @@ def trained(directory, build, dataset_fn, steps, args, stage, start_from=None, d
     if os.path.exists(saved) and run.restore_latest(model) >= steps:
         with open(saved) as f:  # Trained already: its times and loss.
             return model, json.load(f)
-    start = time.time()
+    # Its "seconds" sum every process that trained it (`RunDirectory.train_time`).
     result = train(model, dataset_fn(model), steps, run, args.checkpoint_every, verbose=2)
-    result["seconds"] = time.time() - start
     if result["resumed_from"] < steps:
         with open(saved, "w") as f:
             json.dump(result, f)
@@ -708,7 +707,8 @@ def adaptation_stages(args):
         with open(path) as f:
             result = json.load(f)
         name = os.path.basename(os.path.dirname(os.path.dirname(path)))
-        stages[name] = {"name": name, **{k: result[k] for k in ("seconds", "resumed_from", "steps", "loss")}}
+        keys = ("seconds", "seconds_from_step", "resumed_from", "steps", "loss")
+        stages[name] = {"name": name, **{k: result[k] for k in keys if k in result}}
     return sorted(stages.values(), key=lambda a: a["steps"])
 
 
@@ -769,8 +769,9 @@ def cpu_notes(args):
              "makes one call per generated token after one prompt pass."]
     adaptations = []
     for a in adaptation_stages(args):
-        resumed = f" (continuing step {a['resumed_from']}'s checkpoint)" if a["resumed_from"] else ""
-        adaptations.append(f"{a['name']} {a['seconds']:.0f} s for steps {a['resumed_from']}-"
+        first = a.get("seconds_from_step", a["resumed_from"])  # Older results: the last resume's.
+        resumed = f" (continuing step {first}'s checkpoint)" if first else ""
+        adaptations.append(f"{a['name']} {a['seconds']:.0f} s for steps {first}-"
                            f"{a['steps']}{resumed}, final loss {a['loss']:.2f}")
     if adaptations:
         lines += ["", "Train seconds are the fine-tuning's; the adaptation stages took: "

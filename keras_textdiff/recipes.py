@@ -10,6 +10,8 @@ A run lives in one output directory:
   and of the optimizer. Written to a temporary file and renamed, so a
   `kill -9` at any moment leaves the last complete checkpoint readable.
 - `logs/`: TensorBoard logs.
+- `train_time.json`: the training seconds up to the last checkpoint, summed
+  over every process that trained this run.
 - `metrics.json`: written at the end.
 
 Running the same command again resumes from the last checkpoint: the data
@@ -29,6 +31,7 @@ import glob
 import json
 import os
 import re
+import time
 
 import keras
 import numpy as np
@@ -44,6 +47,7 @@ from keras_textdiff.lora import merge_lora
 
 CONFIG_FILE = "run_config.json"
 METRICS_FILE = "metrics.json"
+TIME_FILE = "train_time.json"
 CHECKPOINT_DIR = "checkpoints"
 _CHECKPOINT = re.compile(r"step-(\d+)\.npz$")
 
@@ -211,6 +215,26 @@ class RunDirectory:
             ) from error
         return step
 
+    def train_time(self, step):
+        """`{"seconds", "seconds_from_step"}`: the seconds spent training
+        this run up to checkpoint `step`, summed over the processes that
+        trained it, and the step they count from (0, unless the run began
+        from a checkpoint copied in or saved before its time was kept)."""
+        try:
+            with open(os.path.join(self.path, TIME_FILE), encoding="utf-8") as f:
+                kept = json.load(f)
+            if kept["step"] == step:
+                return {"seconds": float(kept["seconds"]), "seconds_from_step": int(kept["from_step"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return {"seconds": 0.0, "seconds_from_step": step}
+
+    def write_train_time(self, step, seconds, from_step):
+        _write_json(
+            os.path.join(self.path, TIME_FILE),
+            {"step": step, "seconds": seconds, "from_step": from_step},
+        )
+
     def write_metrics(self, metrics):
         _write_json(os.path.join(self.path, METRICS_FILE), metrics)
 
@@ -251,22 +275,25 @@ def train(
         verbose: passed to `fit()` (a progress bar by default).
 
     Returns:
-        A dict: `"steps"`, `"resumed_from"` and the last logs of `fit()`.
-        For a run that had already finished, the logs are those its
-        `metrics.json` kept.
+        A dict: `"steps"`, `"resumed_from"`, `"seconds"` (training time
+        summed over every process that trained the run, from step
+        `"seconds_from_step"`: see `RunDirectory.train_time`) and the
+        last logs of `fit()`. For a run that had already finished, the
+        logs are those its `metrics.json` kept.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` must be an int >= 1. Received: {steps!r}")
     checkpoint_every = max(1, min(int(checkpoint_every), steps))
     start = run.restore_latest(model)
     if start >= steps:
-        return {**run.read_metrics(), "steps": start, "resumed_from": start}
+        return {**run.read_metrics(), **run.train_time(start), "steps": start, "resumed_from": start}
     if start:
         print(f"Resuming {run.path} from step {start}.")
     # One `fit()`, one pass of one iterator over `dataset` (seeded tf.data
     # reshuffles differently for each new iterator in a process): epochs are
     # checkpoint intervals, and a resumed run starts a fresh process's first
     # iterator past the batches already trained.
+    checkpoints = _Checkpoints(run, start, steps, checkpoint_every)
     history = keras.Model.fit(
         model,
         dataset.skip(start),
@@ -275,20 +302,22 @@ def train(
         initial_epoch=start // checkpoint_every,
         shuffle=False,
         callbacks=[
-            _Checkpoints(run, start, steps, checkpoint_every),
+            checkpoints,
             keras.callbacks.TensorBoard(os.path.join(run.path, "logs")),
             *callbacks,
         ],
         verbose=verbose,
     )
     logs = {k: float(v[-1]) for k, v in history.history.items()}
-    return {"steps": steps, "resumed_from": start, **logs}
+    return {"steps": steps, "resumed_from": start, **run.train_time(steps), **logs}
 
 
 class _Checkpoints(keras.callbacks.Callback):
     """Save at the end of each interval; stop at exactly `steps`. Intervals
     count from `start` (the resumed step), which need not be a multiple of
-    `checkpoint_every`."""
+    `checkpoint_every`. Each checkpoint's training time (this process's,
+    plus what the run's earlier processes spent to reach `start`) is kept
+    beside it."""
 
     def __init__(self, run, start, steps, checkpoint_every):
         super().__init__()
@@ -297,6 +326,10 @@ class _Checkpoints(keras.callbacks.Callback):
         self.steps = steps
         self.checkpoint_every = checkpoint_every
         self.epoch = 0
+        self.earlier = run.train_time(start)
+
+    def on_train_begin(self, logs=None):
+        self.began = time.time()
 
     def on_epoch_begin(self, epoch, logs=None):
         # Intervals since the resume (`fit` numbers them from `initial_epoch`).
@@ -310,6 +343,11 @@ class _Checkpoints(keras.callbacks.Callback):
         # Variables are only in sync with training at epoch ends (on JAX).
         step = min(self.start + (self.epoch + 1) * self.checkpoint_every, self.steps)
         self.run.save_checkpoint(self.model, step)
+        self.run.write_train_time(
+            step,
+            self.earlier["seconds"] + time.time() - self.began,
+            self.earlier["seconds_from_step"],
+        )
 
 
 # --- the command-line recipes ------------------------------------------------

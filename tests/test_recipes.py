@@ -106,3 +106,42 @@ def test_a_resume_between_checkpoints_stops_at_exactly_the_steps(tmp_path):
     four = model()
     train(four, dataset, 4, RunDirectory(tmp_path / "four", {"run": 1}), 4, verbose=0)
     assert not np.allclose(four.weights[0].numpy(), straight.weights[0].numpy())
+
+
+def test_training_seconds_are_summed_over_the_processes_of_a_run(tmp_path):
+    """`train` reports the run's training time, not only the last resume's:
+    the sum of each call's share, timed here around the calls, with a
+    known sleep per step as the floor. A run begun from a checkpoint copied
+    in counts from that checkpoint's step."""
+    import shutil
+
+    import keras
+    import tensorflow as tf
+
+    from keras_textdiff.recipes import train
+
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, x[:, :1])).batch(4).repeat()
+    slow = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep(0.1))
+
+    def timed(run, steps, every):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        began = time.time()
+        result = train(model, dataset, steps, run, every, callbacks=[slow], verbose=0)
+        return result, time.time() - began
+
+    run = RunDirectory(tmp_path / "run", {"run": 1})
+    first, first_wall = timed(run, 4, 2)
+    assert 0.4 <= first["seconds"] <= first_wall and first["seconds_from_step"] == 0
+    copied = RunDirectory(tmp_path / "copied", {"run": 1})
+    shutil.copy(run.checkpoints()[-1][1], copied.path + "/checkpoints/")
+
+    second, second_wall = timed(run, 7, 3)
+    assert second["resumed_from"] == 4 and second["seconds_from_step"] == 0
+    assert first["seconds"] + 0.3 <= second["seconds"] <= first["seconds"] + second_wall
+    again, _ = timed(run, 7, 3)  # Finished: the same time, nothing trained.
+    assert again["seconds"] == second["seconds"]
+
+    third, third_wall = timed(copied, 7, 3)
+    assert third["seconds_from_step"] == 4 and 0.3 <= third["seconds"] <= third_wall
