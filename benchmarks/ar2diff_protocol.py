@@ -557,11 +557,8 @@ def finetuning_start(args, preset, n, diffusion=True):
     if n:
         model = ktd.DiffusionDecoder.from_preset(adapted_preset(args, n))
         # Adapted at SQuAD's lengths (`adaptation_args`): the task's own here.
-        # The weights do not depend on them; the one-block rows' block is
-        # the whole target.
-        model.preprocessor.sequence_length = args.sequence_length
-        model.preprocessor.target_length = args.target_length
-        model.block_size = args.block_size or args.target_length
+        # The one-block rows' block is the whole target.
+        model.set_lengths(args.sequence_length, args.target_length, args.block_size or args.target_length)
     else:
         model = load_ar_model(preset, args)
         model = diffusion_model(model, args) if diffusion else model

@@ -172,6 +172,54 @@ class DiffusionDecoder(CausalLM):
         # === Config ===
         self.sampler = _get_sampler(sampler)
 
+    def set_lengths(self, sequence_length=None, target_length=None, block_size=None):
+        """Train and generate at other lengths than the model was built with.
+
+        The weights do not depend on the lengths (within the backbone's
+        position table), so a model adapted at one length can be fine-tuned
+        and decoded on a task at another, as AR2Diff_N is: one adaptation,
+        then each task's fine-tuning. Arguments left `None` keep their value.
+        Every length is checked before any changes; the traced training and
+        generation functions are dropped, since they hold the old ones.
+
+        Args:
+            sequence_length: int, the length of every packed sequence.
+            target_length: int, the length of the target region.
+            block_size: int, the target positions per block, for
+                `attention="block"`; a value >= `target_length` is one
+                block over the whole target.
+
+        Example:
+        ```python
+        model = keras_textdiff.DiffusionDecoder.from_preset("./adapted")
+        model.set_lengths(sequence_length=320, target_length=128, block_size=8)
+        model.fit(code_examples, batch_size=8)
+        ```
+        """
+        from keras_textdiff.diffusion_preprocessor import check_lengths
+
+        if self.preprocessor is None and (sequence_length, target_length) != (None, None):
+            raise ValueError(
+                "This model has no preprocessor, so no lengths to set: "
+                "pack token ids at the lengths you want, and pass only "
+                "`block_size`."
+            )
+        if self.preprocessor is not None:
+            if sequence_length is None:
+                sequence_length = self.preprocessor.sequence_length
+            if target_length is None:
+                target_length = self.preprocessor.target_length
+            check_sequence_length(self.backbone, sequence_length)
+            check_lengths(sequence_length, target_length)
+        block_size = self.block_size if block_size is None else block_size
+        attention_lib.check_mode(self.attention, block_size, target_length)
+        if self.preprocessor is not None:
+            self.preprocessor.sequence_length = sequence_length
+            self.preprocessor.target_length = target_length
+        self.block_size = block_size
+        self.train_function = self.test_function = self.predict_function = None
+        self.generate_function = None
+
     def attention_mask(self, padding_mask, target_mask=None, training=False):
         """This model's `[batch, query, key]` mask (`None`: causal)."""
         mask = attention_lib.attention_mask(

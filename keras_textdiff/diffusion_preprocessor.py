@@ -52,6 +52,26 @@ def _string_list(x):
     return [s.decode("utf-8") if isinstance(s, bytes) else s for s in x]
 
 
+def check_lengths(sequence_length, target_length):
+    """Raise a clear error unless the lengths can pack an example."""
+    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) \
+            or sequence_length < 4:
+        raise ValueError(
+            "`sequence_length` must be an int >= 4 (start, prefix, end, "
+            f"target). Received: {sequence_length!r}"
+        )
+    if target_length is not None and (
+        isinstance(target_length, bool)
+        or not isinstance(target_length, int)
+        or not 1 <= target_length <= sequence_length - 3
+    ):
+        raise ValueError(
+            "`target_length` must be None or an int in [1, "
+            f"sequence_length - 3 = {sequence_length - 3}] (start, prefix "
+            f"and end take the rest). Received: {target_length!r}"
+        )
+
+
 @keras.saving.register_keras_serializable(package="keras_textdiff")
 class DiffusionPreprocessor(Preprocessor):
     """Tokenize and pack text for a `DiffusionDecoder`.
@@ -142,21 +162,7 @@ class DiffusionPreprocessor(Preprocessor):
                 "`pip install tensorflow`. (A `DiffusionDecoder` with "
                 "`preprocessor=None` decodes packed token ids without it.)"
             )
-        if not isinstance(sequence_length, int) or sequence_length < 4:
-            raise ValueError(
-                "`sequence_length` must be an int >= 4 (start, prefix, end, "
-                f"target). Received: {sequence_length!r}"
-            )
-        if target_length is not None and (
-            isinstance(target_length, bool)
-            or not isinstance(target_length, int)
-            or not 1 <= target_length <= sequence_length - 3
-        ):
-            raise ValueError(
-                "`target_length` must be None or an int in [1, "
-                f"sequence_length - 3 = {sequence_length - 3}] (start, prefix "
-                f"and end take the rest). Received: {target_length!r}"
-            )
+        check_lengths(sequence_length, target_length)
         self.tokenizer = tokenizer
         self.sequence_length = sequence_length
         self.target_length = target_length

@@ -455,3 +455,65 @@ def test_block_attention_keeps_the_prefix_causal_and_blocks_ordered(backbone_fn)
 def test_bad_block_attention_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_model(**kwargs)
+
+
+def test_set_lengths_works_as_a_model_built_at_those_lengths():
+    """A model retargeted with `set_lengths` packs and generates as
+    one built at the new lengths with the same weights, even after it ran at
+    the old ones (same shapes, other blocks: its traced functions must go)."""
+    tokenizer = letter_tokenizer()
+    mask_id = tokenizer.vocabulary_size()  # Mask noise: argmax decoding is deterministic.
+
+    def build(target_length, block_size):
+        preprocessor = ktd.DiffusionPreprocessor(tokenizer, SEQUENCE_LENGTH, target_length=target_length)
+        return ktd.DiffusionDecoder(
+            gpt2_backbone(mask_id + 1), preprocessor, attention="block", block_size=block_size,
+            noise=ktd.MaskNoise(mask_id),
+            sampler=ktd.DiffusionSampler(strategy="confidence", num_steps=4, temperature=0),
+        )
+
+    keras.utils.set_random_seed(0)
+    model = build(8, 8)
+    # Matrices large enough for attention to matter (at init, it barely does).
+    model.set_weights([w * 8 if w.ndim > 1 else w for w in model.get_weights()])
+    prompts = ["ab", "c", "dd", "efg", "h", "ij"]
+    before = model.generate(prompts)  # Traced with one block of 8.
+
+    model.set_lengths(block_size=2)  # Four blocks of the same 8 positions.
+    blocks = build(8, 2)
+    blocks.set_weights(model.get_weights())
+    assert blocks.generate(prompts) != before  # The blocks matter here.
+    assert model.generate(prompts) == blocks.generate(prompts)
+
+    model.set_lengths(target_length=6, block_size=3)
+    shorter = build(6, 3)
+    shorter.set_weights(model.get_weights())
+    pairs = {"prefix": ["ab", "c"], "target": ["cd", "efg"]}
+    packed = packed_batch(model, pairs)
+    assert packed["target_mask"].sum(axis=1).tolist() == [6, 6]
+    for key, value in packed_batch(shorter, pairs).items():
+        np.testing.assert_array_equal(packed[key], value)
+    assert model.generate(prompts) == shorter.generate(prompts)
+    assert ktd.DiffusionDecoder.from_config(model.get_config()).block_size == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"target_length": 6}, "must divide the target length"),  # Blocks of 4.
+        ({"sequence_length": 100}, "max_sequence_length"),
+        ({"target_length": 10}, "target_length. must be None or an int in"),
+        ({"sequence_length": 8.0}, "sequence_length. must be an int"),
+        ({"block_size": 0}, "block_size"),
+    ],
+)
+def test_set_lengths_refuses_bad_lengths_and_changes_nothing(kwargs, match):
+    tokenizer = letter_tokenizer()
+    preprocessor = ktd.DiffusionPreprocessor(tokenizer, SEQUENCE_LENGTH, target_length=8)
+    model = ktd.DiffusionDecoder(gpt2_backbone(tokenizer.vocabulary_size()), preprocessor,
+                                 attention="block", block_size=4)
+    with pytest.raises(ValueError, match=match):
+        model.set_lengths(**kwargs)
+    assert (preprocessor.sequence_length, preprocessor.target_length, model.block_size) == (12, 8, 4)
+    with pytest.raises(ValueError, match="applies to .attention=.block.. only"):
+        make_model().set_lengths(block_size=2)
