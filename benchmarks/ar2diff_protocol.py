@@ -761,7 +761,10 @@ def cpu_notes(args):
              "AR-full-lr0.0001 resumed from step 100's checkpoint beside a check of the GPU "
              "path, and its train seconds count steps 100-150 alone; translation's "
              "AR2Diff_100-block8 fine-tuned beside the test suite, MBPP's AR2Diff_300-block8 "
-             "alone), "
+             "alone; session 25, on a fresh Intel Xeon: AR2Diff_100-block8-full-lr0.0001 "
+             "adapted, fine-tuned and decoded alone, then its `confidence-ordered-block8` "
+             "decoding beside AR2Diff_300-block8-full-lr0.0001's adaptation, which continued "
+             "step 100's), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
