@@ -272,6 +272,7 @@ DECODERS.update({
     "threshold0.7-ordered-block8": {**DECODERS["threshold-ordered-block8"], "threshold": 0.7},
     "threshold0.5-ordered-block8": {**DECODERS["threshold-ordered-block8"], "threshold": 0.5},
     "threshold-ordered-block8-nocache": {**DECODERS["threshold-ordered-block8"], "cache": False},
+    "left-to-right-ordered-block8": {**DECODERS["threshold-ordered-block8"], "strategy": "left_to_right"},
 })
 
 
@@ -891,7 +892,11 @@ def write_results(rows, args, device=None, notes=None, folder=None):
               "`threshold-ordered-blockB` the same in blocks of B target positions, left to "
               "right, up to B steps each, and a question's blocks after the one holding its "
               "end token are not decoded (since 3a12a86); `confidence-ordered-block8` plain "
-              "block decoding, one token per step, 8 steps per block; `entropy-bound-ordered` "
+              "block decoding, one token per step, 8 steps per block; "
+              "`left-to-right-ordered-block8` threshold decoding without gaps (`strategy="
+              "\"left_to_right\"`: the first masked position and those right after it while "
+              "each is above 0.9, so no token is committed right of a masked one); "
+              "`entropy-bound-ordered` "
               "commits the surest masked tokens while their summed entropy stays under 1 nat (at least one per step), "
               "with the same bounds and ordering; `paper` is the paper's decoder: 10 steps that "
               "resample every target position at temperature 0.2, 8 candidates per question, "

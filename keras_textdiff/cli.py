@@ -594,7 +594,7 @@ def build_parser():
         "--strategy", default=None,
         help="diffusion decoding strategy (default: the preset's sampler's): resample, "
         "argmax_unrolled, or for mask-noise models confidence, entropy, margin, threshold, "
-        "entropy_bound",
+        "left_to_right, entropy_bound",
     )
     score.add_argument(
         "--num-steps", type=_positive_int, default=None,
@@ -606,7 +606,7 @@ def build_parser():
     )
     score.add_argument(
         "--threshold", type=_float(), default=None,
-        help="for --strategy threshold (default: the sampler's)",
+        help="for --strategy threshold and left_to_right (default: the sampler's)",
     )
     score.add_argument(
         "--entropy-bound", type=_float(), default=None,

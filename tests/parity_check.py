@@ -56,6 +56,7 @@ LARGE_DECODINGS = {
     "entropy": dict(num_steps=4, strategy="entropy"),
     "margin": dict(num_steps=4, strategy="margin"),
     "entropy_bound": dict(num_steps=8, strategy="entropy_bound", entropy_bound=1.0),
+    "left_to_right": dict(num_steps=8, strategy="left_to_right", threshold=0.8),
     "argmax_unrolled_blocks_cache": dict(
         num_steps=4, strategy="argmax_unrolled", block_size=4, cache=True
     ),

@@ -173,7 +173,9 @@ def test_half_precision_mask_decoding_scores_stay_finite(dtype):
     assert (ops.convert_to_numpy(tokens)[target_mask] != mask_id).all()
 
 
-@pytest.mark.parametrize("strategy", ["confidence", "entropy", "margin", "threshold", "entropy_bound"])
+@pytest.mark.parametrize(
+    "strategy", ["confidence", "entropy", "margin", "threshold", "left_to_right", "entropy_bound"]
+)
 def test_mask_strategies_unmask_every_target(strategy):
     model, mask_id = mask_model()
     out, ids, target = decode(model, strategy=strategy, num_steps=3, block_size=4)
@@ -183,9 +185,10 @@ def test_mask_strategies_unmask_every_target(strategy):
     assert out["num_forward_passes"][0] <= 3 * 3  # 3 blocks of 4 from position 5
 
 
-def test_threshold_commits_confident_tokens_in_one_step():
+@pytest.mark.parametrize("strategy", ["threshold", "left_to_right"])
+def test_threshold_commits_confident_tokens_in_one_step(strategy):
     model, mask_id = mask_model()
-    out, _, target = decode(model, strategy="threshold", threshold=1e-9, num_steps=8)
+    out, _, target = decode(model, strategy=strategy, threshold=1e-9, num_steps=8)
     assert out["num_forward_passes"][0] == 1
     assert not (out["token_ids"][target] == mask_id).any()
 
@@ -219,6 +222,16 @@ def test_selection_rules_on_hand_made_logits():
     assert chosen("threshold", threshold=0.55) == [True, False, True, False]
     assert chosen("threshold", threshold=0.95) == [True, False, False, False]
     assert chosen("threshold", threshold=0.95, steps_left=1) == [True] * 4
+    # Left to right: the first masked position, then the masked ones after
+    # it while each is sure; an unsure one ends the run (no gap before 0.6).
+    assert chosen("left_to_right", threshold=0.55) == [True, False, False, False]
+    assert chosen("left_to_right", threshold=0.45) == [True, True, True, False]
+    assert chosen("left_to_right", threshold=0.95) == [True, False, False, False]
+    assert chosen("left_to_right", threshold=0.95, steps_left=1) == [True] * 4
+    assert chosen("left_to_right", tokens=np.array([[0, 2, 2, 2]], "int32"),
+                  threshold=0.55) == [False, True, True, False]  # first: 0.5
+    assert chosen("left_to_right", tokens=np.array([[2, 0, 2, 2]], "int32"),
+                  threshold=0.55) == [True, False, True, False]  # no masked gap
     # The surest positions while their summed entropy fits the bound
     # (0.39, + 0.94 = 1.33, + 0.95 = 2.28, + 1.10 = 3.38 nats); at least one.
     assert chosen("entropy_bound", entropy_bound=1.0) == [True, False, False, False]
@@ -328,7 +341,7 @@ def test_a_sampled_stop_is_as_sure_as_the_stop_ids_together(strategy):
     assert chosen([0, 1]) == [False, False, True, True, True]
 
 
-@pytest.mark.parametrize("strategy", ["confidence", "threshold"])
+@pytest.mark.parametrize("strategy", ["confidence", "threshold", "left_to_right"])
 def test_ordered_stop_decodes_every_target(strategy):
     model, mask_id = mask_model()
     ids, padding_mask, target_mask = packed_batch(model.backbone.vocabulary_size)

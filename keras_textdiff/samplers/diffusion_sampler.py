@@ -82,7 +82,9 @@ class DiffusionSampler(Sampler):
       mask-noise models `"confidence"`, `"entropy"`, `"margin"` remasking
       (commit the most confident masked positions at an even pace) or
       `"threshold"` (commit every position whose token has probability
-      >= `threshold`, at least one per step; Fast-dLLM) or
+      >= `threshold`, at least one per step; Fast-dLLM) or `"left_to_right"`
+      (the same without gaps: the first masked position and those right
+      after it while each is >= `threshold`) or
       `"entropy_bound"` (commit the surest positions while their summed
       entropy stays <= `entropy_bound`, at least one per step).
     - `block_size`: semi-autoregressive decoding: each row's target is
@@ -135,7 +137,7 @@ class DiffusionSampler(Sampler):
         strategy: one of `samplers.unmasking.STRATEGIES`. Defaults to
             `"resample"`.
         keep_fraction: float in `[0, 1]`, for `"argmax_unrolled"`.
-        threshold: float in `(0, 1]`, for `"threshold"`.
+        threshold: float in `(0, 1]`, for `"threshold"` and `"left_to_right"`.
         block_size: int >= 1 or `None` (the whole target at once).
         cache: bool. Key/value cache of the positions outside the window.
         early_stop: bool. Stop rows whose tokens stopped changing.

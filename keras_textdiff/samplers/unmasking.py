@@ -18,6 +18,12 @@ to overwrite with the samples.
   every masked candidate whose sampled token has probability
   >= `threshold`, at least the most confident one per step, and all that
   are left at a block's last step.
+- `"left_to_right"`: threshold decoding without gaps: commit the first masked
+  candidate and the masked candidates right after it while each is
+  >= `threshold` (all that are left at a block's last step). A token never
+  lands to the right of a masked one, where a model that predicts each
+  position from the one before it (shifted prediction) tends to copy it
+  into the gap (`Harvard Library Library`).
 - `"entropy_bound"`: commit the masked candidates of lowest entropy, in
   that order, while their summed entropy (nats) stays <= `entropy_bound`;
   at least the surest one per step, and all that are left at a block's last
@@ -37,9 +43,10 @@ stop ids as one outcome: the output ends there, whichever of them it is.
 from keras import ops
 
 STRATEGIES = (
-    "resample", "argmax_unrolled", "confidence", "entropy", "margin", "threshold", "entropy_bound",
+    "resample", "argmax_unrolled", "confidence", "entropy", "margin", "threshold",
+    "left_to_right", "entropy_bound",
 )
-MASK_STRATEGIES = ("confidence", "entropy", "margin", "threshold", "entropy_bound")
+MASK_STRATEGIES = ("confidence", "entropy", "margin", "threshold", "left_to_right", "entropy_bound")
 
 
 def _top_k(scores, candidates, k):
@@ -86,7 +93,7 @@ def select(
             included (paces the mask strategies).
         mask_token_id: int, for the mask strategies.
         keep_fraction: float in `[0, 1]`, for `"argmax_unrolled"`.
-        threshold: float in `(0, 1]`, for `"threshold"`.
+        threshold: float in `(0, 1]`, for `"threshold"` and `"left_to_right"`.
         entropy_bound: float > 0, nats, for `"entropy_bound"`.
         stop_token_ids: ids or `None`, for the mask strategies: a sampled
             stop token is committed only when every masked position before
@@ -128,6 +135,14 @@ def select(
         best = _top_k(chosen, ready, ops.ones_like(_count(ready)))
         sure = ops.logical_or(chosen >= threshold, last_step)
         return ops.logical_or(ops.logical_and(ready, sure), best)
+    if strategy == "left_to_right":
+        # The first masked position, then each masked one while every masked
+        # position from the first up to it is sure: a run without gaps.
+        first = ops.logical_and(masked, ops.cumsum(ops.cast(masked, "int32"), axis=-1) == 1)
+        sure = ops.logical_or(ops.logical_and(ready, chosen >= threshold), first)
+        unsure = ops.cast(ops.logical_and(masked, ~sure), "int32")
+        run = ops.logical_and(masked, ops.cumsum(unsure, axis=-1) == 0)
+        return ops.logical_or(run, ops.logical_and(ready, last_step))
     if strategy == "entropy_bound":
         entropy = -ops.sum(probs * ops.log(probs + 1e-10), axis=-1)
         if stop_token_ids:  # The stop ids as one outcome, as above.
