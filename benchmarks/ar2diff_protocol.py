@@ -765,7 +765,9 @@ def cpu_notes(args):
              "alone; session 25, on a fresh Intel Xeon: AR2Diff_100-block8-full-lr0.0001 "
              "adapted, fine-tuned and decoded alone, then its `confidence-ordered-block8` "
              "decoding beside AR2Diff_300-block8-full-lr0.0001's adaptation, which continued "
-             "step 100's), "
+             "step 100's, as was its `left-to-right-ordered-block8` decoding; that adaptation's "
+             "end and fine-tuning shared them with the test suite and the quickstart, and its "
+             "two decodings ran side by side), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
