@@ -198,6 +198,41 @@ def test_mask_strategy_needs_a_mask_model():
         decode(tiny_diffusion(), strategy="confidence")
 
 
+def test_left_to_right_on_hand_made_logits():
+    # One row, 4 candidate positions, vocabulary of 5; token 4 is the mask.
+    # Position i samples `samples[i]` with probability `sure[i]`.
+    sure = [0.9, 0.5, 0.6, 0.34]
+
+    def chosen(threshold, samples=(0, 1, 2, 3), tokens=(4, 4, 4, 4), steps_left=2,
+               stop_token_ids=None):
+        probs = np.full((1, 4, 5), 0.0, "float32")
+        for i, (token, p) in enumerate(zip(samples, sure)):
+            probs[0, i] = (1 - p) / 4
+            probs[0, i, token] = p
+        picked = unmasking.select(
+            "left_to_right", np.log(probs), np.array([tokens], "int32"),
+            np.array([samples], "int32"), np.ones((1, 4), bool), steps_left,
+            mask_token_id=4, threshold=threshold, stop_token_ids=stop_token_ids)
+        return ops.convert_to_numpy(picked)[0].tolist()
+
+    # The first masked position, then the masked ones after it while each is
+    # sure; an unsure one ends the run (no gap before 0.6).
+    assert chosen(0.55) == [True, False, False, False]
+    assert chosen(0.45) == [True, True, True, False]
+    assert chosen(0.95) == [True, False, False, False]
+    assert chosen(0.95, steps_left=1) == [True] * 4
+    assert chosen(0.55, tokens=(0, 4, 4, 4)) == [False, True, True, False]  # first: 0.5
+    assert chosen(0.55, tokens=(4, 0, 4, 4)) == [True, False, True, False]  # no masked gap
+    # The same token sampled at two masked neighbours ends the run before
+    # the second; after a committed token it is no copy; stop tokens repeat.
+    assert chosen(0.45, samples=(0, 1, 1, 3)) == [True, True, False, False]
+    assert chosen(0.45, samples=(0, 0, 2, 3)) == [True, False, False, False]
+    assert chosen(0.45, samples=(0, 0, 2, 3), tokens=(0, 4, 4, 4)) == [False, True, True, False]
+    assert chosen(0.45, samples=(0, 1, 1, 3), steps_left=1) == [True] * 4
+    assert chosen(0.3, samples=(0, 1, 3, 3), tokens=(0, 1, 4, 4),
+                  stop_token_ids=[3]) == [False, False, True, True]
+
+
 def test_selection_rules_on_hand_made_logits():
     # One row, 4 candidate positions, vocabulary of 3; token 2 is the mask.
     probs = np.array([[[0.9, 0.05, 0.05], [0.5, 0.4, 0.1], [0.6, 0.2, 0.2], [0.34, 0.33, 0.33]]])
@@ -222,16 +257,6 @@ def test_selection_rules_on_hand_made_logits():
     assert chosen("threshold", threshold=0.55) == [True, False, True, False]
     assert chosen("threshold", threshold=0.95) == [True, False, False, False]
     assert chosen("threshold", threshold=0.95, steps_left=1) == [True] * 4
-    # Left to right: the first masked position, then the masked ones after
-    # it while each is sure; an unsure one ends the run (no gap before 0.6).
-    assert chosen("left_to_right", threshold=0.55) == [True, False, False, False]
-    assert chosen("left_to_right", threshold=0.45) == [True, True, True, False]
-    assert chosen("left_to_right", threshold=0.95) == [True, False, False, False]
-    assert chosen("left_to_right", threshold=0.95, steps_left=1) == [True] * 4
-    assert chosen("left_to_right", tokens=np.array([[0, 2, 2, 2]], "int32"),
-                  threshold=0.55) == [False, True, True, False]  # first: 0.5
-    assert chosen("left_to_right", tokens=np.array([[2, 0, 2, 2]], "int32"),
-                  threshold=0.55) == [True, False, True, False]  # no masked gap
     # The surest positions while their summed entropy fits the bound
     # (0.39, + 0.94 = 1.33, + 0.95 = 2.28, + 1.10 = 3.38 nats); at least one.
     assert chosen("entropy_bound", entropy_bound=1.0) == [True, False, False, False]

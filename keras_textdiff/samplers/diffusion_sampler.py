@@ -84,7 +84,8 @@ class DiffusionSampler(Sampler):
       `"threshold"` (commit every position whose token has probability
       >= `threshold`, at least one per step; Fast-dLLM) or `"left_to_right"`
       (the same without gaps: the first masked position and those right
-      after it while each is >= `threshold`) or
+      after it while each is >= `threshold` and not the token sampled
+      just before it) or
       `"entropy_bound"` (commit the surest positions while their summed
       entropy stays <= `entropy_bound`, at least one per step).
     - `block_size`: semi-autoregressive decoding: each row's target is

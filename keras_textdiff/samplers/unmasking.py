@@ -20,10 +20,12 @@ to overwrite with the samples.
   are left at a block's last step.
 - `"left_to_right"`: threshold decoding without gaps: commit the first masked
   candidate and the masked candidates right after it while each is
-  >= `threshold` (all that are left at a block's last step). A token never
-  lands to the right of a masked one, where a model that predicts each
-  position from the one before it (shifted prediction) tends to copy it
-  into the gap (`Harvard Library Library`).
+  >= `threshold` and samples another token than its neighbour before it
+  (all that are left at a block's last step). A token never lands to the
+  right of a masked one, where a model that predicts each position from the
+  one before it (shifted prediction) tends to copy it into the gap
+  (`Harvard Library Library`), and two neighbours guessed in one step never
+  get the same word (`Street Street`).
 - `"entropy_bound"`: commit the masked candidates of lowest entropy, in
   that order, while their summed entropy (nats) stays <= `entropy_bound`;
   at least the surest one per step, and all that are left at a block's last
@@ -139,7 +141,17 @@ def select(
         # The first masked position, then each masked one while every masked
         # position from the first up to it is sure: a run without gaps.
         first = ops.logical_and(masked, ops.cumsum(ops.cast(masked, "int32"), axis=-1) == 1)
-        sure = ops.logical_or(ops.logical_and(ready, chosen >= threshold), first)
+        # Two neighbours guessed in one step saw neither's token; the same
+        # word sampled at both is the parallel-decoding copy (`Street
+        # Street`), so the run ends before the second. Next step it is the
+        # first masked position, predicted from the token now before it.
+        # A run of stop tokens (the padding after an answer) is no copy.
+        repeat = ops.logical_and(samples[:, 1:] == samples[:, :-1], masked[:, :-1])
+        if stop_token_ids:
+            repeat = ops.logical_and(repeat, ~stopped[:, 1:])
+        repeat = ops.pad(ops.cast(repeat, "int32"), [[0, 0], [1, 0]]) > 0
+        sure = ops.logical_and(ready, ops.logical_and(chosen >= threshold, ~repeat))
+        sure = ops.logical_or(sure, first)
         unsure = ops.cast(ops.logical_and(masked, ~sure), "int32")
         run = ops.logical_and(masked, ops.cumsum(unsure, axis=-1) == 0)
         return ops.logical_or(run, ops.logical_and(ready, last_step))
