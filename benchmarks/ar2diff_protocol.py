@@ -767,7 +767,12 @@ def cpu_notes(args):
              "decoding beside AR2Diff_300-block8-full-lr0.0001's adaptation, which continued "
              "step 100's, as was its `left-to-right-ordered-block8` decoding; that adaptation's "
              "end and fine-tuning shared them with the test suite and the quickstart, and its "
-             "two decodings ran side by side), "
+             "two decodings ran side by side; session 26: MBPP's "
+             "AR2Diff_0-block8-full-lr0.0001 fine-tuned beside MBPP's AR-full-lr0.0001 (and "
+             "the backend-parity test for 4 minutes) for its first 50 steps, alone after "
+             "(the AR row stopped at step 25's checkpoint), and was decoded beside SQuAD's "
+             "AR2Diff_100- and AR2Diff_300-block8-full-lr0.0001 `left-to-right-ordered-block8` "
+             "decodings (again, with the repeat rule of a4569f9) and the test suite), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
