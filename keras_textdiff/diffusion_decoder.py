@@ -85,9 +85,10 @@ class DiffusionDecoder(CausalLM):
             `attention="block"` only. With several blocks this is block
             diffusion (BD3-LM, Fast-dLLM v2): training denoises one block
             per example given its clean earlier blocks
-            (`trained_region`), and `DiffusionSampler(block_size=B,
-            cache=True)` with the same `B` decodes it block by block with
-            an exact key/value cache.
+            (`trained_region`), and `generate()` decodes it block by
+            block, in these blocks unless the sampler sets its own
+            `block_size`; `DiffusionSampler(cache=True)` adds an exact
+            key/value cache.
         noise: the corruption process and its objective (`UniformNoise`:
             SUNDAE's L(1:2); `MaskNoise`: the masked-diffusion ELBO).
             Defaults to `UniformNoise()`.
@@ -674,7 +675,9 @@ class DiffusionDecoder(CausalLM):
         if not target_mask.any(axis=1).all():
             raise ValueError("Every row needs at least one target position to generate.")
         firsts = target_mask.argmax(axis=1)
-        window = self.sampler.window_size(target_mask.shape[1], int(firsts.min()), int(firsts.max()))
+        window = self.sampler.window_size(
+            target_mask.shape[1], int(firsts.min()), int(firsts.max()), model=self
+        )
         batch["window"] = np.zeros((window,), "int32")  # Its shape is read.
         return batch
 
@@ -715,7 +718,7 @@ class DiffusionDecoder(CausalLM):
         num_steps = int(ops.convert_to_numpy(batch["num_steps"]))  # Checked there.
         is_target = ops.convert_to_numpy(batch["target_mask"]).astype(bool)[0]
         span = np.flatnonzero(is_target)
-        num_blocks = self.sampler.num_blocks(int(span[-1] - span[0] + 1), len(is_target))
+        num_blocks = self.sampler.num_blocks(int(span[-1] - span[0] + 1), len(is_target), model=self)
         batch["record"] = np.zeros((num_blocks * num_steps + 1,), "int32")  # Room, as a shape.
         outputs = self.make_generate_function()(batch, stop_token_ids=None)
         states = ops.convert_to_numpy(outputs["states"])[0]

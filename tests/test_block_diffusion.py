@@ -71,10 +71,11 @@ def test_block_diffusion_trains_on_clean_earlier_blocks_and_decodes_exactly(name
     np.testing.assert_allclose(ops.convert_to_numpy(out["logits"]), expected, atol=1e-5)
 
     # Decoding: blocks of the model's size, with and without a cache, give
-    # the states of the full recomputation, step by step.
-    for cache in (False, True):
+    # the states of the full recomputation, step by step. A sampler without
+    # `block_size` decodes in the model's blocks.
+    for block_size, cache in ((None, False), (BLOCK, True)):
         model.compile(sampler=ktd.DiffusionSampler(
-            num_steps=2, temperature=0.0, num_samples=1, block_size=BLOCK, cache=cache))
+            num_steps=2, temperature=0.0, num_samples=1, block_size=block_size, cache=cache))
         decoded = model.generate({"token_ids": ids, "padding_mask": padding_mask,
                                   "target_mask": target_mask,
                                   "record": np.zeros((4 * 2 + 1,), "int32")})

@@ -91,7 +91,10 @@ class DiffusionSampler(Sampler):
     - `block_size`: semi-autoregressive decoding: each row's target is
       decoded `block_size` positions at a time (counted from its first
       target position), left to right, `num_steps` steps per block; a block
-      stops changing once the next one starts. Given `stop_token_ids`, a
+      stops changing once the next one starts. Left `None`, a model with
+      `attention="block"` is decoded in its own blocks (as it was trained:
+      each block given clean earlier ones), any other model's target at
+      once. Given `stop_token_ids`, a
       row whose finished block holds one has ended: its later blocks are
       not decoded but filled with that token (the output is cut there
       anyway), and decoding ends once every row has ended, as keras-hub's
@@ -139,7 +142,8 @@ class DiffusionSampler(Sampler):
             `"resample"`.
         keep_fraction: float in `[0, 1]`, for `"argmax_unrolled"`.
         threshold: float in `(0, 1]`, for `"threshold"` and `"left_to_right"`.
-        block_size: int >= 1 or `None` (the whole target at once).
+        block_size: int >= 1 or `None`: the model's own blocks for
+            `attention="block"` models, else the whole target at once.
         cache: bool. Key/value cache of the positions outside the window.
         early_stop: bool. Stop rows whose tokens stopped changing.
         ordered_stop: bool. Commit stop tokens only after the content before
@@ -234,25 +238,39 @@ class DiffusionSampler(Sampler):
         index = ops.sum(ops.cast(cdf < uniform * cdf[..., -1:], "int32"), axis=-1)
         return ops.minimum(index, ops.shape(logits)[-1] - 1)
 
-    def window_size(self, length, first_target, last_first_target=None):
+    def decoding_block_size(self, model=None):
+        """The block size decoding `model` uses: this sampler's
+        `block_size`, else the model's own for `attention="block"` (it was
+        trained to denoise each block given clean earlier ones), else
+        `None`, the whole target at once."""
+        if self.block_size is not None:
+            return self.block_size
+        if getattr(model, "attention", None) == "block":
+            return model.block_size
+        return None
+
+    def window_size(self, length, first_target, last_first_target=None, model=None):
         """The static window for sequences of `length` whose targets start
         at positions `first_target` (the earliest row) to
         `last_first_target` (the latest; defaults to the earliest): a block
         of every row and the position before them, or the whole target
         region and the position before it, rounded up to a multiple of 64
         so that few prompt lengths need their own compile. (Batch prompts
-        of similar lengths: blocks make the window longer by the spread.)"""
-        if self.block_size is not None:
+        of similar lengths: blocks make the window longer by the spread.)
+        `model`: the model decoded, whose blocks a sampler without
+        `block_size` follows."""
+        block_size = self.decoding_block_size(model)
+        if block_size is not None:
             spread = 0 if last_first_target is None else last_first_target - first_target
-            return min(self.block_size + spread + 1, length)
+            return min(block_size + spread + 1, length)
         needed = length - first_target + 1
         return min(-(-needed // 64) * 64, length)
 
-    def num_blocks(self, target_span, length):
+    def num_blocks(self, target_span, length, model=None):
         """How many blocks decode a target spanning `target_span` positions
-        of sequences of `length` (ints or tensors): one without
-        `block_size`."""
-        block_size = self.block_size or length
+        of sequences of `length` (ints or tensors) in `model`: one without
+        a block size."""
+        block_size = self.decoding_block_size(model) or length
         return (target_span + block_size - 1) // block_size
 
     def __call__(
@@ -327,7 +345,7 @@ class DiffusionSampler(Sampler):
         # exact. The (static) window starts one position before the earliest
         # row's block (never a candidate: with shifted prediction its logits
         # are its own output), clamped into the sequence.
-        blocks = block_ids(target_mask, self.block_size or length)
+        blocks = block_ids(target_mask, self.decoding_block_size(model) or length)
         num_blocks = ops.max(blocks) + 1
         positions = ops.arange(length, dtype="int32")[None, :]
 
