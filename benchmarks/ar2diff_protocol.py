@@ -772,7 +772,10 @@ def cpu_notes(args):
              "the backend-parity test for 4 minutes) for its first 50 steps, alone after "
              "(the AR row stopped at step 25's checkpoint), and was decoded beside SQuAD's "
              "AR2Diff_100- and AR2Diff_300-block8-full-lr0.0001 `left-to-right-ordered-block8` "
-             "decodings (again, with the repeat rule of a4569f9) and the test suite), "
+             "decodings (again, with the repeat rule of a4569f9) and the test suite); "
+             "session 27: SQuAD's AR2Diff_0-block8-full-lr0.0001 retrained from scratch "
+             "(its threshold row the same as session 22's), beside a few minutes of tests, "
+             "then decoded alone, "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
@@ -976,11 +979,15 @@ def plot(rows, path):
     for ax, task in zip(axes[0], tasks):
         metric = TASKS[task]["metrics"][0]
         task_rows = [r for r in rows if r["task"] == task]
-        for blocks, decoding in sorted({line(r) for r in task_rows if not is_ar(r)}):
+        # Over 10 lines: the default colour cycle would repeat, so 20
+        # colours, and markers that tell apart lines through the same point.
+        colours = plt.get_cmap("tab20").colors
+        for i, (blocks, decoding) in enumerate(sorted({line(r) for r in task_rows if not is_ar(r)})):
             points = sorted((r["adapt_steps"], r[metric]) for r in task_rows
                             if not is_ar(r) and line(r) == (blocks, decoding))
             name = f"AR2Diff_N-{blocks}" if blocks else "AR2Diff_N"
-            ax.plot(*zip(*points), marker="o", label=f"{name}, {decoding}")
+            ax.plot(*zip(*points), marker="osD^v<>"[i % 7], color=colours[i % 20],
+                    fillstyle="none" if i % 2 else "full", label=f"{name}, {decoding}")
         for r, style in zip([r for r in task_rows if is_ar(r)], itertools.cycle(["--", ":", "-."])):
             ax.axhline(r[metric], color="gray", linestyle=style, label=f"{r['model']} (greedy)")
         right = max([100] + [r["adapt_steps"] for r in task_rows])  # A readable axis at N = 0 alone.
