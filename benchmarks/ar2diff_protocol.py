@@ -775,7 +775,8 @@ def cpu_notes(args):
              "decodings (again, with the repeat rule of a4569f9) and the test suite); "
              "session 27: SQuAD's AR2Diff_0-block8-full-lr0.0001 retrained from scratch "
              "(its threshold row the same as session 22's), beside a few minutes of tests, "
-             "then decoded alone, "
+             "then decoded alone; MBPP's AR-full-lr0.0001 resumed from step 25's checkpoint "
+             "(session 26's) and trained alone (its train seconds count all 150 steps), "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
