@@ -776,7 +776,9 @@ def cpu_notes(args):
              "session 27: SQuAD's AR2Diff_0-block8-full-lr0.0001 retrained from scratch "
              "(its threshold row the same as session 22's), beside a few minutes of tests, "
              "then decoded alone; MBPP's AR-full-lr0.0001 resumed from step 25's checkpoint "
-             "(session 26's) and trained alone (its train seconds count all 150 steps), "
+             "(session 26's) and trained alone (its train seconds count all 150 steps); "
+             "translation's AR-full-lr0.0001 fine-tuned beside the test suite and the "
+             "quickstart for its first 100 steps, "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
