@@ -778,7 +778,8 @@ def cpu_notes(args):
              "then decoded alone; MBPP's AR-full-lr0.0001 resumed from step 25's checkpoint "
              "(session 26's) and trained alone (its train seconds count all 150 steps); "
              "translation's AR-full-lr0.0001 fine-tuned beside the test suite and the "
-             "quickstart for its first 100 steps, "
+             "quickstart for its first 100 steps, and its AR2Diff_0-block8-full-lr0.0001 "
+             "fine-tuned and was decoded alone, "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
