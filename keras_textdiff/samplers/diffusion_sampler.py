@@ -245,9 +245,14 @@ class DiffusionSampler(Sampler):
         `None`, the whole target at once."""
         if self.block_size is not None:
             return self.block_size
-        if getattr(model, "attention", None) == "block":
-            return model.block_size
-        return None
+        if getattr(model, "attention", None) != "block":
+            return None
+        # A block as long as the target is the whole target: the window is
+        # then rounded as without blocks, so few prompt lengths compile.
+        target_length = getattr(getattr(model, "preprocessor", None), "target_length", None)
+        if target_length is not None and target_length <= model.block_size:
+            return None
+        return model.block_size
 
     def window_size(self, length, first_target, last_first_target=None, model=None):
         """The static window for sequences of `length` whose targets start
