@@ -51,6 +51,7 @@ from keras_textdiff import recipes  # noqa: E402
 from keras_textdiff.recipes import RunDirectory  # noqa: E402
 from keras_textdiff.recipes import train  # noqa: E402
 from results_files import cpu_description  # noqa: E402
+from results_files import current_commit  # noqa: E402
 from keras_textdiff.checkpoints.smollm2 import smollm2_preset  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -658,6 +659,7 @@ def main(argv=None):
                     "calls_per_question": scores.get("calls_per_question"),
                     "train_seconds": result.get("seconds"), "final_loss": result.get("loss"),
                     "command": " ".join(["python", *sys.argv]), "device": device_name(),
+                    "commit": current_commit(),
                 })
                 with open(os.path.join(directory, f"row-{decoding}.json"), "w") as f:
                     json.dump(rows[-1], f, indent=1)
@@ -693,7 +695,13 @@ def evaluated_rows(args):
     for path in sorted(paths):
         with open(path) as f:
             row = json.load(f)
-        rows[(row.get("task", "squad"), row["model"], row["decoding"])] = row
+        key = (row.get("task", "squad"), row["model"], row["decoding"])
+        committed = rows.get(key, {})
+        same = committed and committed.get("seconds") == row.get("seconds") and all(
+            committed.get(m) == round(row[m], 2) for m in TASKS[key[0]]["metrics"])
+        if same and not row.get("commit"):  # The committed row's own run: keep its commit.
+            row = {**row, **{k: committed[k] for k in ("commit", "recorded_at") if committed.get(k)}}
+        rows[key] = row
     return list(rows.values())
 
 
@@ -818,6 +826,8 @@ def write_results(rows, args, device=None, notes=None, folder=None):
                 "calls_per_question": r.get("calls_per_question"),
                 "train_seconds": r.get("train_seconds"), "final_loss": r.get("final_loss"),
                 "command": r.get("command"), "device": r.get("device", device),
+                "commit": r.get("commit"),
+                **({"recorded_at": r["recorded_at"]} if r.get("recorded_at") else {}),
             })
     results = {"device": device, "commands": sorted({r.get("command") or "" for r in rows}),
                "adaptations": adaptation_stages(args) if notes is None else [],  # The CPU runs'.
@@ -863,9 +873,9 @@ def write_results(rows, args, device=None, notes=None, folder=None):
                 if task == "squad" else ""),
             "",
             "| model | N (adapt steps) | decoding | " + " | ".join(names)
-            + " | model calls | calls per question | decode seconds | train seconds |"
+            + " | model calls | calls per question | decode seconds | train seconds | commit |"
             + (" device |" if several else ""),
-            "|---|---|---|" + "---|" * len(names) + "---|---|---|---|" + "---|" * several,
+            "|---|---|---|" + "---|" * len(names) + "---|---|---|---|---|" + "---|" * several,
         ]
         for r in task_rows:
             calls = "" if r["model_calls"] is None else f"{r['model_calls']:.1f}"
@@ -874,7 +884,7 @@ def write_results(rows, args, device=None, notes=None, folder=None):
             values = " | ".join(f"{r[m]:.1f}" for m in TASKS[task]["metrics"])
             where = f" {short_device(r.get('device', device))} |" if several else ""
             lines.append(f"| {r['model']} | {r['adapt_steps']} | {r['decoding']} | {values} | "
-                         f"{calls} | {own} | {r['seconds']:.0f} | {train_s} |{where}")
+                         f"{calls} | {own} | {r['seconds']:.0f} | {train_s} | {row_commit(r)} |{where}")
         test = fits[: task_rows[0]["examples"]]
         lines += ["", "Trivial baselines on the same examples: " + "; ".join(
             f"{name}: {format_scores(task, value)}" for name, value in baselines(task, test).items()) + "."]
@@ -890,6 +900,11 @@ def write_results(rows, args, device=None, notes=None, folder=None):
                       "rest on padding), the same row scored F1 14.1 / EM 2.5 in 35.1 calls "
                       "with `threshold-ordered-block8`."]
     lines += ["", "## Notes", ""]
+    lines += ["Commit: the code that decoded the row (`+`: with uncommitted changes). Rows "
+              "decoded before this column existed show `<=` and the commit that first recorded "
+              "them here: that commit's code decoded them, or older code. A later change to "
+              "the code does not rerun a row; the README names the changes that matter to "
+              "older rows.", ""]
     lines += notes
     lines += ["", "Decoders (one sample at temperature 0 with a prompt cache, except `paper`; `model "
               "calls` counts the "
@@ -932,6 +947,14 @@ def write_results(rows, args, device=None, notes=None, folder=None):
         f.write("\n".join(lines) + "\n")
     plot(rows, stem + ".png")
     return stem
+
+
+def row_commit(row):
+    """The row's commit column: its decoding code's commit, or `<=` the
+    commit that recorded it (rows from before rows named their commit)."""
+    if row.get("commit"):
+        return row["commit"]
+    return f"<={row['recorded_at']}" if row.get("recorded_at") else ""
 
 
 PAPER_DIFFERENCES = [

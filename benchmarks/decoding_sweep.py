@@ -29,6 +29,7 @@ import sys
 import time
 
 import ar2diff_protocol as protocol
+from results_files import current_commit
 
 from keras_textdiff import DiffusionDecoder  # noqa: E402
 from keras_textdiff import DiffusionSampler  # noqa: E402
@@ -52,7 +53,7 @@ def main(argv=None):
     names = [protocol.METRIC_NAMES[m] for m in metrics]
     lines = [
         f"# Decoders on {own.model or f'the fine-tuned {described.split()[0]} (SmolLM2-135M)'} ({title})", "",
-        f"Device: {device}. Command: `python {' '.join(sys.argv)}`", "",
+        f"Device: {device}. Command at {current_commit()}: `python {' '.join(sys.argv)}`", "",
         f"{described}, the first {len(test)} scored test examples "
         "(a quick look beside the protocol's rows).", "",
         "| decoder | " + " | ".join(names) + " | model calls | seconds |",

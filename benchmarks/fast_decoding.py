@@ -22,11 +22,11 @@ and writes to its work directory.
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 import decoding_sweep
 import ar2diff_protocol as protocol
+from results_files import current_commit
 
 OPTIONS = ",".join([
     "paper", "resample-argmax",
@@ -149,14 +149,6 @@ def plot(rows, metric, baselines, model, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def current_commit():
-    """The checkout's short commit, with `+` if it has uncommitted changes."""
-    def git(*a):
-        return subprocess.run(["git", *a], capture_output=True, text=True,
-                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if git("status", "--porcelain", "-uno") else "")
 
 
 def kept_rows(path, model, examples, device):

@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import subprocess
 
 RESULTS = "benchmarks/results"
 
@@ -20,6 +21,17 @@ def cpu_description():
         pass
     machine = platform.processor() or platform.machine()
     return f"CPU ({', '.join(p for p in (model, machine) if p)}, {os.cpu_count()} cores)"
+
+
+def current_commit():
+    """The checkout's short commit, with `+` if tracked files have
+    uncommitted changes: the code a result was measured with, which results
+    files record beside each row (a later commit may change what they
+    measure)."""
+    def git(*a):
+        return subprocess.run(["git", *a], capture_output=True, text=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if git("status", "--porcelain", "-uno") else "")
 
 
 def write_results(name, args, rows, lines):

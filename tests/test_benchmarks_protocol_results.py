@@ -148,3 +148,36 @@ def test_paired_difference_is_the_rows_difference_with_an_interval_around_it(tmp
     (tmp_path / "c.json").write_text(json.dumps(other))
     with pytest.raises(ValueError, match="different questions"):
         protocol.paired_difference(a, tmp_path / "c.json")
+
+
+def test_each_row_names_the_commit_that_decoded_it(tmp_path, monkeypatch):
+    """A new row records the checkout's commit; a local row file of the same
+    run as a committed row keeps the committed row's commit, a rerun does not
+    (its code may differ)."""
+    import subprocess
+
+    protocol = load_benchmark("ar2diff_protocol")
+    results, work = tmp_path / "results", tmp_path / "work"
+    results.mkdir()
+    monkeypatch.setattr(protocol, "RESULTS", str(results))
+    committed = {"device": "CPU", "rows": [
+        json_row("squad", "AR", "greedy", "f1", 36.2, recorded_at="bd4c8da"),
+        json_row("squad", "AR", "greedy", "exact_match", 29.0, recorded_at="bd4c8da"),
+        json_row("squad", "AR2Diff_0", "paper", "f1", 25.2, commit="d2dac6e"),
+        json_row("squad", "AR2Diff_0", "paper", "exact_match", 17.5, commit="d2dac6e")]}
+    (results / "quality-smollm2-cpu.json").write_text(json.dumps(committed))
+    for model, f1, seconds in (("AR", 36.2, 10.0), ("AR2Diff_0", 25.2, 11.0)):  # The second, a rerun.
+        (work / model).mkdir(parents=True)
+        (work / model / "row.json").write_text(json.dumps({
+            "task": "squad", "model": model, "decoding": "greedy" if model == "AR" else "paper",
+            "f1": f1 + 1e-4, "exact_match": 29.0 if model == "AR" else 17.5, "seconds": seconds}))
+        (work / model / "row-x.json").write_text((work / model / "row.json").read_text())
+    rows = {r["model"]: r for r in protocol.evaluated_rows(protocol.parse_args(["--work-dir", str(work)]))}
+    assert protocol.row_commit(rows["AR"]) == "<=bd4c8da"
+    assert protocol.row_commit(rows["AR2Diff_0"]) == ""
+    assert protocol.row_commit({"commit": "abc1234+", "recorded_at": "bd4c8da"}) == "abc1234+"
+
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=os.path.dirname(__file__)).stdout.strip()
+    commit = protocol.current_commit()
+    assert head and commit.rstrip("+") == head
