@@ -787,7 +787,10 @@ def cpu_notes(args):
              "(session 26's) and trained alone (its train seconds count all 150 steps); "
              "translation's AR-full-lr0.0001 fine-tuned beside the test suite and the "
              "quickstart for its first 100 steps, and its AR2Diff_0-block8-full-lr0.0001 "
-             "fine-tuned and was decoded alone, "
+             "fine-tuned and was decoded alone; session 28: AR2Diff_700-block8-full-lr0.0001's "
+             "adaptation continued step 300's (AR2Diff_300's), beside the test suite for about "
+             "its steps 375-475, alone after, then fine-tuned and was decoded alone, as was "
+             "AR2Diff_0-block8-full-lr0.0001's `paper-block8` decoding, "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
