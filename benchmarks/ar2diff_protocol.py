@@ -953,8 +953,9 @@ def write_results(rows, args, device=None, notes=None, folder=None):
 
 
 def row_commit(row):
-    """The row's commit column: its decoding code's commit, or `<=` the
-    commit that recorded it (rows from before rows named their commit)."""
+    """The row's commit column: the commit whose code decoded it, or `<=`
+    the commit that first recorded it (rows decoded before rows kept their
+    commit)."""
     if row.get("commit"):
         return row["commit"]
     return f"<={row['recorded_at']}" if row.get("recorded_at") else ""
