@@ -790,7 +790,8 @@ def cpu_notes(args):
              "fine-tuned and was decoded alone; session 28: AR2Diff_700-block8-full-lr0.0001's "
              "adaptation continued step 300's (AR2Diff_300's), beside the test suite for about "
              "its steps 375-475, alone after, then fine-tuned and was decoded alone, as was "
-             "AR2Diff_0-block8-full-lr0.0001's `paper-block8` decoding, "
+             "AR2Diff_0-block8-full-lr0.0001's `paper-block8` decoding and AR2Diff_700's "
+             "`threshold-ordered-block8`, "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []

@@ -24,14 +24,15 @@ def cpu_description():
 
 
 def current_commit():
-    """The checkout's short commit, with `+` if tracked files have
-    uncommitted changes: the code a result was measured with, which results
-    files record beside each row (a later commit may change what they
-    measure)."""
+    """The checkout's short commit, with `+` if tracked files other than
+    results have uncommitted changes: the code a result was measured with,
+    which results files record beside each row (a later commit may change
+    what they measure)."""
     def git(*a):
         return subprocess.run(["git", *a], capture_output=True, text=True,
                               cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if git("status", "--porcelain", "-uno") else "")
+    changed = git("status", "--porcelain", "-uno", "--", ":/", ":(top,exclude)benchmarks/results")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if changed else "")
 
 
 def write_results(name, args, rows, lines):
