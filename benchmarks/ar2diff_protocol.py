@@ -614,6 +614,7 @@ def main(argv=None):
     if args.render:
         write_results(evaluated_rows(args), args)
         return rows
+    commit = current_commit()  # The code this run loaded, whatever is committed while it runs.
     for row in args.rows.split(","):
         adapt_values = [int(n) for n in args.adapt_steps.split(",")] if row == "AR2Diff_N" else [0]
         for n in adapt_values:
@@ -659,7 +660,7 @@ def main(argv=None):
                     "calls_per_question": scores.get("calls_per_question"),
                     "train_seconds": result.get("seconds"), "final_loss": result.get("loss"),
                     "command": " ".join(["python", *sys.argv]), "device": device_name(),
-                    "commit": current_commit(),
+                    "commit": commit,
                 })
                 with open(os.path.join(directory, f"row-{decoding}.json"), "w") as f:
                     json.dump(rows[-1], f, indent=1)
