@@ -461,6 +461,7 @@ def parse_args(argv=None):
         p.set_defaults(finetune_steps=2, eval_examples=4, adapt_steps="2")
         args = p.parse_args(argv)
         args.work_dir += "-quick"
+    args.default_finetune_steps = p.get_default("finetune_steps")  # Other budgets: rows of their own.
     for key in ("target_length", "test_length", "sequence_length"):
         if getattr(args, key) is None:
             setattr(args, key, TASKS[args.task][key])
@@ -569,9 +570,11 @@ def finetuning_start(args, preset, n, diffusion=True):
 
 
 def row_name(args, n, diffusion=True):
-    """`AR` or `AR2Diff_n`, then `variant_suffix`: `AR2Diff_0-block8`,
-    `AR-full`, `AR2Diff_100-block8-full`..."""
-    return f"AR2Diff_{n}{variant_suffix(args)}" if diffusion else "AR" + variant_suffix(args, blocks=False)
+    """`AR` or `AR2Diff_n`, then `variant_suffix` and `budget_suffix`:
+    `AR2Diff_0-block8`, `AR-full`, `AR2Diff_100-block8-full-ft25`..."""
+    if not diffusion:
+        return "AR" + variant_suffix(args, blocks=False) + budget_suffix(args)
+    return f"AR2Diff_{n}{variant_suffix(args)}{budget_suffix(args)}"
 
 
 def variant_suffix(args, blocks=True):
@@ -587,6 +590,18 @@ def variant_suffix(args, blocks=True):
         suffix += f"-lora{args.lora_rank}" if args.lora_rank != LORA_RANK else ""
         suffix += "-all" if args.lora_layers == "all" else ""
     return suffix + (f"-lr{args.learning_rate:g}" if args.learning_rate != LEARNING_RATE else "")
+
+
+def budget_suffix(args):
+    """`-ftS` for S fine-tuning steps other than the default: a fine-tuning
+    run's name (an adaptation serves every budget)."""
+    return f"-ft{args.finetune_steps}" if args.finetune_steps != default_finetune_steps(args) else ""
+
+
+def default_finetune_steps(args):
+    """The budget that names no row (150; a quick run's 2); arguments saved
+    before it was recorded: their own."""
+    return getattr(args, "default_finetune_steps", args.finetune_steps)
 
 
 def is_ar(row):
@@ -850,7 +865,8 @@ def write_results(rows, args, device=None, notes=None, folder=None):
             f"`{c}`" for c in sorted({r.get("command") or " ".join(["python", *sys.argv]) for r in rows})
         ),
         "",
-        f"Fine-tuning (every row): {args.finetune_steps} steps, batch {args.batch_size}, AdamW "
+        f"Fine-tuning (every row): {default_finetune_steps(args)} steps (rows named `-ftS`: S "
+        f"steps, the first S of the same run), batch {args.batch_size}, AdamW "
         f"{LEARNING_RATE:g} (constant), LoRA rank {LORA_RANK} on the attention's query "
         "and value (rows named `-full`: every weight trained; `-loraR`: rank R; `-all`: every "
         "projection; `-lrX`: AdamW X), "

@@ -81,6 +81,10 @@ def test_each_training_variant_has_its_own_rows_and_run_folders():
     assert names("--lora-rank", "4", "--lora-layers", "all")[:2] == ("AR-lora4-all", "AR2Diff_0-lora4-all")
     assert names("--lora-rank", "0", "--learning-rate", "1e-4")[:2] == ("AR-full-lr0.0001", "AR2Diff_0-full-lr0.0001")
     assert names("--learning-rate", "5e-4") == names()
+    # Another fine-tuning budget: rows of its own, fine-tuning the same adaptation.
+    assert names("--finetune-steps", "25") == ("AR-ft25", "AR2Diff_0-ft25", "AR2Diff_100")
+    assert names("--quick", "--finetune-steps", "3")[:2] == ("AR-ft3", "AR2Diff_0-ft3")
+    assert names("--quick")[:2] == ("AR", "AR2Diff_0")  # Its own default budget.
     assert protocol.is_ar({"model": "AR-full"}) and protocol.is_ar({"model": "AR"})
     assert not protocol.is_ar({"model": "AR2Diff_0-full"})
 
