@@ -161,6 +161,9 @@ def trained(directory, build, dataset_fn, steps, args, stage, start_from=None, d
     run = RunDirectory(os.path.join(directory, stage), stage_config(steps, args, stage, diffusion))
     if start_from and not run.checkpoints():
         shutil.copy(start_from, os.path.join(run.path, "checkpoints", os.path.basename(start_from)))
+    # Each stage's noise draws (unseeded noise layers take their seed from the
+    # global state) as if it ran alone, whatever ran before it in this process.
+    keras.utils.set_random_seed(args.seed)
     model = build()
     recipes._compile(model, args.learning_rate)
     saved = os.path.join(run.path, "result.json")
