@@ -425,6 +425,9 @@ def parse_args(argv=None):
     p.add_argument("--finetune-steps", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
+    p.add_argument("--adapt-learning-rate", type=float, default=None,
+                   help="AR2Diff_N's adaptation rate (default: --learning-rate; another names "
+                        "the rows -alrX)")
     p.add_argument("--lora-rank", type=int, default=LORA_RANK,
                    help="0: full weights (rows named -full; another rank: -loraR)")
     p.add_argument("--lora-layers", default="attention", choices=["attention", "all"],
@@ -540,6 +543,8 @@ def adaptation_args(args):
     adapt = for_task(args, "squad")
     if adapt is not args and args.block_size and args.block_size >= adapt.target_length:
         adapt = argparse.Namespace(**{**vars(adapt), "block_size": None})  # One block.
+    if getattr(args, "adapt_learning_rate", None) is not None:
+        adapt = argparse.Namespace(**{**vars(adapt), "learning_rate": args.adapt_learning_rate})
     return adapt
 
 
@@ -549,7 +554,7 @@ def adapted_dir(args, n):
     adapt = adaptation_args(args)
     suffix = "" if (adapt.target_length, adapt.sequence_length) == (32, 192) else \
         f"-{adapt.sequence_length}-{adapt.target_length}"
-    return os.path.join(args.work_dir, f"AR2Diff_{n}{suffix}{variant_suffix(args)}")
+    return os.path.join(args.work_dir, f"AR2Diff_{n}{suffix}{variant_suffix(args)}{adapt_suffix(args, n)}")
 
 
 def adapted_preset(args, n):
@@ -573,11 +578,12 @@ def finetuning_start(args, preset, n, diffusion=True):
 
 
 def row_name(args, n, diffusion=True):
-    """`AR` or `AR2Diff_n`, then `variant_suffix` and `budget_suffix`:
-    `AR2Diff_0-block8`, `AR-full`, `AR2Diff_100-block8-full-ft25`..."""
+    """`AR` or `AR2Diff_n`, then `variant_suffix`, `adapt_suffix` and
+    `budget_suffix`: `AR2Diff_0-block8`, `AR-full`,
+    `AR2Diff_100-block8-full-alr1e-05-ft25`..."""
     if not diffusion:
         return "AR" + variant_suffix(args, blocks=False) + budget_suffix(args)
-    return f"AR2Diff_{n}{variant_suffix(args)}{budget_suffix(args)}"
+    return f"AR2Diff_{n}{variant_suffix(args)}{adapt_suffix(args, n)}{budget_suffix(args)}"
 
 
 def variant_suffix(args, blocks=True):
@@ -593,6 +599,13 @@ def variant_suffix(args, blocks=True):
         suffix += f"-lora{args.lora_rank}" if args.lora_rank != LORA_RANK else ""
         suffix += "-all" if args.lora_layers == "all" else ""
     return suffix + (f"-lr{args.learning_rate:g}" if args.learning_rate != LEARNING_RATE else "")
+
+
+def adapt_suffix(args, n):
+    """`-alrX` for an adaptation (n > 0 steps) at another rate than the
+    fine-tuning's (`--adapt-learning-rate`); nothing otherwise."""
+    rate = getattr(args, "adapt_learning_rate", None)
+    return f"-alr{rate:g}" if n and rate is not None and rate != args.learning_rate else ""
 
 
 def budget_suffix(args):
@@ -872,7 +885,7 @@ def write_results(rows, args, device=None, notes=None, folder=None):
         f"steps, the first S of the same run), batch {args.batch_size}, AdamW "
         f"{LEARNING_RATE:g} (constant), LoRA rank {LORA_RANK} on the attention's query "
         "and value (rows named `-full`: every weight trained; `-loraR`: rank R; `-all`: every "
-        "projection; `-lrX`: AdamW X), "
+        "projection; `-lrX`: AdamW X; `-alrX`: adapted at AdamW X), "
         f"seed {args.seed}, packed at "
         + ", ".join(f"{TASKS[t]['sequence_length']} tokens ({t})" for t in TASKS if any(r["task"] == t for r in rows))
         + ". AR2Diff_N: N steps of the "

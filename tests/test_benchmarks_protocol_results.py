@@ -85,6 +85,12 @@ def test_each_training_variant_has_its_own_rows_and_run_folders():
     assert names("--finetune-steps", "25") == ("AR-ft25", "AR2Diff_0-ft25", "AR2Diff_100")
     assert names("--quick", "--finetune-steps", "3")[:2] == ("AR-ft3", "AR2Diff_0-ft3")
     assert names("--quick")[:2] == ("AR", "AR2Diff_0")  # Its own default budget.
+    # Another adaptation rate: AR2Diff_N rows and adaptations of their own.
+    assert names("--adapt-learning-rate", "1e-5") == ("AR", "AR2Diff_0", "AR2Diff_100-alr1e-05")
+    assert names("--adapt-learning-rate", "5e-4") == names()  # The fine-tuning's own rate.
+    args = protocol.parse_args(["--adapt-learning-rate", "1e-5", "--finetune-steps", "25"])
+    assert protocol.row_name(args, 100) == "AR2Diff_100-alr1e-05-ft25"
+    assert protocol.adaptation_args(args).learning_rate == 1e-5 and args.learning_rate == 5e-4
     assert protocol.is_ar({"model": "AR-full"}) and protocol.is_ar({"model": "AR"})
     assert not protocol.is_ar({"model": "AR2Diff_0-full"})
 
