@@ -29,8 +29,11 @@ def current_commit():
     which results files record beside each row (a later commit may change
     what they measure)."""
     def git(*a):
-        return subprocess.run(["git", *a], capture_output=True, text=True,
-                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+        try:
+            return subprocess.run(["git", *a], capture_output=True, text=True,
+                                  cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+        except OSError:  # No git (a lent GPU machine's copy of the tree).
+            return ""
     changed = git("status", "--porcelain", "-uno", "--", ":/", ":(top,exclude)benchmarks/results")
     return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if changed else "")
 

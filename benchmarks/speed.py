@@ -85,6 +85,7 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 import keras_textdiff as ktd  # noqa: E402
+from results_files import current_commit  # noqa: E402
 from keras_textdiff import attention as attention_lib  # noqa: E402
 from keras_textdiff.kv_cache import WindowedLogits  # noqa: E402
 
@@ -501,6 +502,7 @@ class Benchmark:
         self.gpu = on_gpu()
         self.versions = versions()
         self.command = f"python {' '.join(sys.argv)}"
+        self.commit = current_commit()  # The code measured, whatever is committed meanwhile.
         self.rows = []
         self.notes = []
         self.failed_options = {}
@@ -666,7 +668,7 @@ def markdown(bench):
         f"Keras backend {bench.backend}, dtype {args.dtype} (transformers peer: "
         f"{getattr(args, 'peer_dtype', args.dtype)}); "
         + ", ".join(f"{k} {v}" for k, v in bench.versions.items()) + ".",
-        f"Command: `{bench.command}`",
+        f"Command{f' at {bench.commit}' if bench.commit else ''}: `{bench.command}`",
         "",
         f"Random weights; a {PROMPT_LENGTH}-token prompt; `n` tokens written "
         "after it (AR: greedy, never stopping early; diffusion: the `n` target "
@@ -833,7 +835,7 @@ def write_results(bench):
         f.write(text)
     with open(stem + ".json", "w") as f:
         json.dump({"device": bench.device, "gpu": bench.gpu, "backend": bench.backend,
-                   "versions": bench.versions, "command": bench.command,
+                   "versions": bench.versions, "command": bench.command, "commit": bench.commit,
                    "arguments": vars(bench.args), "notes": bench.notes,
                    "rows": bench.rows}, f, indent=1)
     return text
@@ -856,7 +858,7 @@ def render(path):
         gpu=data.get("gpu", not slug.startswith("cpu")),
         notes=data["notes"], versions=data["versions"],
         backend=data.get("backend", "torch" if "-torch" in slug else "jax"),
-        command=command or "not recorded",
+        command=command or "not recorded", commit=data.get("commit"),
         args=argparse.Namespace(**{**data["arguments"], "out_dir": os.path.dirname(path)}),
         note=lambda text: None,
     )

@@ -190,3 +190,9 @@ def test_each_row_names_the_commit_that_decoded_it(tmp_path, monkeypatch):
                           cwd=os.path.dirname(__file__)).stdout.strip()
     commit = protocol.current_commit()
     assert head and commit.rstrip("+") == head
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)  # A lent GPU machine's copy: no git.
+    assert protocol.current_commit() == "unknown"

@@ -1,6 +1,8 @@
 """`benchmarks/speed.py` runs end to end for one tiny cell (no timings checked)."""
 
 import json
+import os
+import subprocess
 
 import pytest
 
@@ -30,6 +32,9 @@ def test_one_tiny_cell_writes_table_json_and_plot(tmp_path):
     text = stem.with_suffix(".md").read_text()
     assert "| gpt2 | tiny | 1 | 8 | plain | 2 |" in text
     assert "Options bad=" in text  # an unknown sampler option is reported, not fatal
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=os.path.dirname(__file__)).stdout.strip()
+    assert f"Command at {head}" in text  # The code measured (`+` if changed since).
     # --render rebuilds the same table from the JSON alone.
     stem.with_suffix(".md").unlink()
     speed.main(["--render", str(stem.with_suffix(".json"))])
