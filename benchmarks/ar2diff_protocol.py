@@ -52,6 +52,7 @@ from keras_textdiff.recipes import RunDirectory  # noqa: E402
 from keras_textdiff.recipes import train  # noqa: E402
 from results_files import cpu_description  # noqa: E402
 from results_files import current_commit  # noqa: E402
+from self_corpus import self_corpus  # noqa: E402
 from keras_textdiff.checkpoints.smollm2 import smollm2_preset  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -131,6 +132,7 @@ def stage_config(steps, args, stage, diffusion=True):
         **({"separator": args.separator} if diffusion and args.separator != "end_token" else {}),
         **({"task": args.task} if stage == "finetune" and args.task != "squad" else {}),
         **({"block_size": args.block_size} if diffusion and args.block_size else {}),
+        **({"corpus": "self"} if stage == "adapt" and getattr(args, "adapt_corpus", "mixed") == "self" else {}),
     }
 
 
@@ -428,6 +430,9 @@ def parse_args(argv=None):
     p.add_argument("--adapt-learning-rate", type=float, default=None,
                    help="AR2Diff_N's adaptation rate (default: --learning-rate; another names "
                         "the rows -alrX)")
+    p.add_argument("--adapt-corpus", default="mixed", choices=["mixed", "self"],
+                   help="AR2Diff_N's adaptation text: the offline corpus as it is (mixed), or its "
+                        "windows continued by the AR model itself (self; rows named -self)")
     p.add_argument("--lora-rank", type=int, default=LORA_RANK,
                    help="0: full weights (rows named -full; another rank: -loraR)")
     p.add_argument("--lora-layers", default="attention", choices=["attention", "all"],
@@ -602,10 +607,15 @@ def variant_suffix(args, blocks=True):
 
 
 def adapt_suffix(args, n):
-    """`-alrX` for an adaptation (n > 0 steps) at another rate than the
-    fine-tuning's (`--adapt-learning-rate`); nothing otherwise."""
+    """For an adaptation (n > 0 steps): `-alrX` at another rate than the
+    fine-tuning's (`--adapt-learning-rate`), `-self` on the model's own
+    continuations (`--adapt-corpus self`); nothing otherwise."""
+    if not n:
+        return ""
     rate = getattr(args, "adapt_learning_rate", None)
-    return f"-alr{rate:g}" if n and rate is not None and rate != args.learning_rate else ""
+    corpus = getattr(args, "adapt_corpus", "mixed")
+    return (f"-alr{rate:g}" if rate is not None and rate != args.learning_rate else "") + \
+        ("-self" if corpus == "self" else "")
 
 
 def budget_suffix(args):
@@ -660,6 +670,13 @@ def main(argv=None):
             if n and not os.path.exists(os.path.join(adapted, "config.json")):
                 adapt = adaptation_args(args)
                 corpus = adaptation_corpus(args.data, squad_training(adapt), 20000)
+                if adapt.adapt_corpus == "self":  # One corpus for every N of this command.
+                    most = max(int(m) for m in args.adapt_steps.split(","))
+                    examples = self_corpus(corpus, preset, most * args.batch_size, adapt.sequence_length,
+                                           adapt.target_length, args.work_dir, args.seed)
+                    adapt_data = lambda m: to_dataset(examples, m.preprocessor, args.batch_size, seed=args.seed, repeat=True)  # noqa: E731
+                else:
+                    adapt_data = lambda m: text_dataset(corpus, m.preprocessor, args.batch_size, seed=args.seed, repeat=True)  # noqa: E731
 
                 def build_adapt():
                     model = diffusion_model(load_ar_model(preset, adapt), adapt)
@@ -667,8 +684,7 @@ def main(argv=None):
                     return model
 
                 model, _ = trained(
-                    adapted_dir(args, n), build_adapt,
-                    lambda m: text_dataset(corpus, m.preprocessor, args.batch_size, seed=args.seed, repeat=True),
+                    adapted_dir(args, n), build_adapt, adapt_data,
                     n, adapt, "adapt", start_from=shorter_adaptation(adapt, n),
                 )
                 merge_lora(model.backbone)  # A plain preset, LoRA folded in.
@@ -887,7 +903,8 @@ def write_results(rows, args, device=None, notes=None, folder=None):
         f"steps, the first S of the same run), batch {args.batch_size}, AdamW "
         f"{LEARNING_RATE:g} (constant), LoRA rank {LORA_RANK} on the attention's query "
         "and value (rows named `-full`: every weight trained; `-loraR`: rank R; `-all`: every "
-        "projection; `-lrX`: AdamW X; `-alrX`: adapted at AdamW X), "
+        "projection; `-lrX`: AdamW X; `-alrX`: adapted at AdamW X; `-self`: adapted on the model's own "
+        "continuations of the corpus's windows, `benchmarks/self_corpus.py`), "
         f"seed {args.seed}, packed at "
         + ", ".join(f"{TASKS[t]['sequence_length']} tokens ({t})" for t in TASKS if any(r["task"] == t for r in rows))
         + ". AR2Diff_N: N steps of the "
