@@ -91,6 +91,12 @@ def test_each_training_variant_has_its_own_rows_and_run_folders():
     args = protocol.parse_args(["--adapt-learning-rate", "1e-5", "--finetune-steps", "25"])
     assert protocol.row_name(args, 100) == "AR2Diff_100-alr1e-05-ft25"
     assert protocol.adaptation_args(args).learning_rate == 1e-5 and args.learning_rate == 5e-4
+    # The model's own continuations: rows and adaptations of their own, and an
+    # adaptation run that continues no adaptation on the corpus as it is.
+    assert names("--adapt-corpus", "self") == ("AR", "AR2Diff_0", "AR2Diff_100-self")
+    own, mixed = (protocol.adaptation_args(protocol.parse_args(["--adapt-corpus", c])) for c in ("self", "mixed"))
+    assert protocol.stage_config(100, own, "adapt") == {**protocol.stage_config(100, mixed, "adapt"), "corpus": "self"}
+    assert protocol.stage_config(100, own, "finetune") == protocol.stage_config(100, mixed, "finetune")
     assert protocol.is_ar({"model": "AR-full"}) and protocol.is_ar({"model": "AR"})
     assert not protocol.is_ar({"model": "AR2Diff_0-full"})
 
