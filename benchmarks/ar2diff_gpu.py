@@ -457,7 +457,12 @@ def main(argv=None):
                         help="score: where each row's predictions are kept")
     args, rest = parser.parse_known_args(argv)
     if args.step == "export":
-        export(protocol.parse_args(GPU_DEFAULTS + rest), args.export_dir)
+        protocol_args = protocol.parse_args(GPU_DEFAULTS + rest)
+        # The CPU protocol's adaptation variants: this path packs neither.
+        if protocol_args.adapt_corpus != "mixed" or protocol_args.adapt_learning_rate is not None:
+            parser.error("export adapts on the corpus as it is, at --learning-rate: "
+                         "--adapt-corpus and --adapt-learning-rate are the CPU protocol's only")
+        export(protocol_args, args.export_dir)
     elif args.step == "run":
         if rest:
             parser.error(f"run takes its budget from the export; unexpected: {' '.join(rest)}")

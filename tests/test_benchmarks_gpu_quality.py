@@ -49,3 +49,15 @@ def test_the_gguf_file_is_rejoined_from_its_parts_and_checked(tmp_path):
     with pytest.raises(SystemExit, match="sha256"):
         gpu._join_parts(tmp_path, tmp_path / "other.gguf", info)
     assert not (tmp_path / "other.gguf").exists()
+
+
+@pytest.mark.parametrize("flags", [["--adapt-corpus", "self"], ["--adapt-learning-rate", "3e-5"]])
+def test_export_refuses_the_cpu_only_adaptation_variants_before_any_work(flags, monkeypatch, capsys):
+    """The GPU path adapts on the corpus as it is, at the fine-tuning's rate:
+    a variant it would ignore is refused (exit 2, one line) before packing."""
+    gpu = load_benchmark("ar2diff_gpu")
+    monkeypatch.setattr(gpu, "export", lambda *a: pytest.fail("export ran"))
+    with pytest.raises(SystemExit) as exit_info:
+        gpu.main(["export", *flags])
+    assert exit_info.value.code == 2
+    assert "--adapt-corpus and --adapt-learning-rate" in capsys.readouterr().err
