@@ -841,7 +841,9 @@ def cpu_notes(args):
              "AR2Diff_0-block8-full-lr0.0001's `paper-block8` decoding and AR2Diff_700's "
              "`threshold-ordered-block8`; session 29: the `-ft25` rows (one command, "
              "AR2Diff_0, 100, 300, 700, then AR) fine-tuned and were decoded alone, and "
-             "AR2Diff_100-...-alr3e-05's adaptation ran alone but for a minute of tests, "
+             "AR2Diff_100-...-alr3e-05's adaptation ran alone but for a minute of tests; session 30: "
+             "the `-self` rows (their corpus written, then adapted, beside a few minutes of tests) "
+             "and AR2Diff_0-...-ft25's rerun ran alone otherwise, "
              "so compare scores and model calls, not seconds, across rows. AR greedy decoding "
              "makes one call per generated token after one prompt pass."]
     adaptations = []
