@@ -8,7 +8,8 @@ second: each example's prefix is a window of the same offline texts, and its
 target is the AR model's own sampled continuation (top-k 50, temperature 1),
 so the diffusion loss learns to predict, in parallel, what the model already
 predicts one token at a time (a form of self-distillation). Its examples are
-cached on disk (`self_corpus-<count>.json`) and extended in batches, so an
+cached in the work directory (`self_corpus-<count>-seed<seed>.json`, one
+model and corpus per work directory) and extended in batches, so an
 interrupted run resumes.
 """
 
