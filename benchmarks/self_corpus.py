@@ -19,6 +19,7 @@ import os
 import keras_hub
 import numpy as np
 
+from keras_textdiff.diffusion_preprocessor import _string_list
 from keras_textdiff.evaluation.evaluate import complete
 
 BATCH = 32
@@ -42,17 +43,17 @@ def self_corpus(texts, preset, count, sequence_length, target_length, folder, se
         return examples[:count]
     lm = keras_hub.models.CausalLM.from_preset(preset)
     lm.compile(sampler=keras_hub.samplers.TopKSampler(k=50, seed=seed))
-    prompts = _prompts(texts, lm.preprocessor.tokenizer, count, sequence_length - target_length - 4, seed)
+    tokenizer = lm.preprocessor.tokenizer
+    prompts = _prompts(texts, tokenizer, count, sequence_length - target_length - 4, seed)
     print(f"self corpus: {len(examples)} of {count} examples written; the AR model writes the rest "
           f"in batches of {BATCH}.", flush=True)
-    tokenizer = lm.preprocessor.tokenizer
     for start in range(len(examples), count, BATCH):
         batch = [p for p, _ in prompts[start : start + BATCH]]
         longest = max(n for _, n in prompts[start : start + BATCH])
         # +1: the start token; rounded up to 16, to limit recompiles.
         outputs = complete(lm, batch, max_length=-(-(longest + 1 + target_length) // 16) * 16)
         for prefix, output in zip(batch, outputs):
-            target = _text(tokenizer.detokenize(tokenizer(output)[: target_length - 1]))
+            (target,) = _string_list(tokenizer.detokenize(tokenizer(output)[: target_length - 1]))
             examples.append({"prefix": prefix, "target": target})
         with open(path + ".tmp", "w") as f:
             json.dump(examples, f)
@@ -73,11 +74,6 @@ def _prompts(texts, tokenizer, count, longest, seed):
         n = int(rng.integers(16, longest + 1))
         begin = int(rng.integers(0, max(len(ids) - n, 0) + 1))
         window = ids[begin : begin + n]
-        prompts.append((_text(tokenizer.detokenize(window)), len(window)))
+        (prompt,) = _string_list(tokenizer.detokenize(window))
+        prompts.append((prompt, len(window)))
     return sorted(prompts, key=lambda p: p[1])
-
-
-def _text(value):
-    """A detokenized scalar as a Python string."""
-    value = np.asarray(value).item()
-    return value.decode() if isinstance(value, bytes) else value
