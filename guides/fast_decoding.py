@@ -444,14 +444,15 @@ How to read them:
 - Fewer calls cost quality when each call must commit tokens the model is
   unsure of: confidence decoding in 10 steps commits 3-4 tokens a step,
   before seeing each other, and gives repeated words and half names.
-  Earlier runs of the same recipe on 48 questions
-  (`benchmarks/results/squad-decoding-sweep-cpu.md`) measured F1 10.3 with
-  10 steps, 35.2 with 32 steps, and 35.2 with threshold decoding at 29.2
-  calls.
+  On the first 48 test questions, in batches of 8
+  (`benchmarks/results/fast-decoding-squad_model-cpu.md`), this model
+  scores F1 14.4 with 10 steps, 34.0 with 32 steps, and 34.0 with
+  threshold decoding at 14.0 calls per question.
 - Threshold and entropy-bound decoding spend calls where the answer needs
-  them, so they save more the better the model knows the answer (the
-  README's runs: 32 calls on average after 150 fine-tuning steps on whole
-  contexts, 16 after adapting the model first, AR2Diff_300,
+  them, so they save more the better the model knows the answer (per
+  batch of 8, which runs until its slowest question is done: 31.2 calls
+  for this model on those 48 questions, 13.2 for the README's AR2Diff_300,
+  adapted 300 steps before the same fine-tuning,
   `benchmarks/results/quality-smollm2-cpu.md`). Once the answer is written,
   the rest of the 32 positions is end and padding tokens, which the model
   spreads over both ids: the samplers count a sampled stop token as sure as
@@ -528,8 +529,9 @@ plt.show()
   `add_mask_token=True`)**: start with `strategy="threshold"`,
   `threshold=0.9`, `num_steps` = the answer length, `early_stop=True`,
   `cache=True`, temperature 0. It matched one token per step in our runs
-  (F1 34.8 both above, at 15.6 calls against 33; 35.2 both in the
-  48-question sweep) and never makes more calls; lower the threshold for
+  (F1 34.8 both above, at 15.6 calls against 33; 34.0 both on 48
+  questions, at 14.0 calls per question against 33) and never makes more
+  calls; lower the threshold for
   speed, raise it for quality.
   `strategy="entropy_bound"` is the same trade with another knob.
 - **A fixed budget of calls** (a latency target): `strategy="confidence"`
@@ -537,8 +539,9 @@ plt.show()
   several tokens the model is unsure of.
 - **Long outputs**: `block_size` (8-32) with `cache=True`: each step
   computes one block, the loop compiles once for every prompt length, and
-  left-to-right blocks keep repetition down (on translation, chrF 5.0 ->
-  8.8 with blocks of 8, `benchmarks/results/translation-decoding-sweep-cpu.md`).
+  left-to-right blocks keep repetition down (on translation, 150 LoRA
+  steps each, chrF 6.0 with one block of 64 and 10.7 with blocks of 8,
+  `benchmarks/results/quality-smollm2-cpu.md`).
 - **Always**: `cache=True` (exact for `"prefix"` and `"block"` attention,
   an approximation for `"bidirectional"`), and keep `ordered_stop` on.
 - **A uniform-noise model (the paper's recipe)**: the paper's decoder,
