@@ -451,8 +451,8 @@ How to read them:
 - Threshold and entropy-bound decoding spend calls where the answer needs
   them, so they save more the better the model knows the answer (per
   batch of 8, which runs until its slowest question is done: 31.2 calls
-  for this model on those 48 questions, 13.2 for the README's AR2Diff_300,
-  adapted 300 steps before the same fine-tuning,
+  for this model on those 48 questions, 13.2 for the README's AR2Diff_300
+  on its 200, adapted 300 steps before the same fine-tuning,
   `benchmarks/results/quality-smollm2-cpu.md`). Once the answer is written,
   the rest of the 32 positions is end and padding tokens, which the model
   spreads over both ids: the samplers count a sampled stop token as sure as

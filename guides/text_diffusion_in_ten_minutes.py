@@ -289,8 +289,8 @@ neighbour. The second step reads that guess together with the prompt and
 fixes it: "350". After that nothing changes (the pale rows). A wrong
 answer settles the same way once every position agrees with the others (on
 another machine "two hundred six" went "200", then "606" in one step, both
-ends changed together). Positions that change together without seeing each other's new value are
-the price of parallel decoding; more steps, or committing only the surest
+ends changed together). Positions that change together without seeing
+each other's new value are the price of parallel decoding; more steps, or committing only the surest
 positions each step (`guides/fast_decoding.py`), trade speed for it.
 
 ## 8. Save and reload
